@@ -1,0 +1,1 @@
+"""doit task definitions, one module per area; dodo.py only re-exports them."""
