@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 from ..errors import PrerequisiteError, CacheError
 
@@ -39,6 +39,7 @@ http {{
         listen {host}:{port};
         root {root};
         location / {{
+            {auth}
             dav_methods PUT DELETE MKCOL;
             create_full_put_path on;
             dav_access user:rw group:r all:r;
@@ -60,13 +61,14 @@ class DavServer:
     """``with DavServer(prefix) as server: server.url`` - nginx stopped on exit."""
 
     def __init__(self, prefix: Path, host: str = "127.0.0.1", port: Optional[int] = None,
-                 root: Optional[Path] = None) -> None:
+                 root: Optional[Path] = None, credentials: Optional[Tuple[str, str]] = None) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise CacheError(f"DavServer: refusing to listen on {host}: loopback only")
         self.prefix = Path(prefix).resolve()
         self.host = host
         self.port = port or free_port(host)
         self.root = Path(root).resolve() if root else self.prefix / "data"
+        self.credentials = credentials  # (user, password): HTTP basic auth on every request
         self.process: Optional[subprocess.Popen] = None
 
     @property
@@ -82,9 +84,15 @@ class DavServer:
         self.root.mkdir(parents=True, exist_ok=True)
         # As root, nginx workers would drop to 'nobody' and could not write our dirs.
         user = f"user {getpass.getuser()};" if os.geteuid() == 0 else ""
+        auth = ""
+        if self.credentials:
+            htpasswd = self.prefix / "htpasswd"
+            htpasswd.write_text(f"{self.credentials[0]}:{{PLAIN}}{self.credentials[1]}\n", encoding="utf-8")
+            os.chmod(htpasswd, 0o600)
+            auth = f'auth_basic "piforge cache"; auth_basic_user_file {htpasswd};'
         conf = self.prefix / "nginx.conf"
         conf.write_text(_CONFIG.format(user=user, prefix=self.prefix, host=self.host, port=self.port,
-                                       root=self.root), encoding="utf-8")
+                                       root=self.root, auth=auth), encoding="utf-8")
         self.process = subprocess.Popen(
             [nginx, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.prefix / "error.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -9,6 +9,8 @@ store only when all of that held. Anything else leaves the store as it was.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from pathlib import Path
 from typing import BinaryIO, Callable, List, Optional, Sequence
 
@@ -22,11 +24,16 @@ from .remote import Remote, open_remote
 from .signing import TrustedKeys
 
 Log = Callable[[str], None]
+READ_AHEAD = 1 << 20
 
 
 class _VerifyingReader:
-    """Hashes and counts the compressed bytes as they stream; refuses excess and
-    reports a short download as truncation, not as a confusing decompressor error."""
+    """Reads the compressed artifact ahead in a thread, hashing and counting it there.
+
+    The download (and its sha256) then overlaps decompression, extraction and the
+    per-file hashes on the other core: a pull costs little more than the transfer.
+    A short download is reported as truncation, not as a confusing decompressor error.
+    """
 
     def __init__(self, source: BinaryIO, sha256: str, size: int, what: str) -> None:
         self.source = source
@@ -35,24 +42,68 @@ class _VerifyingReader:
         self.what = what
         self.digest = hashlib.sha256()
         self.size = 0
+        self.blocks: "queue.Queue[object]" = queue.Queue(maxsize=16)
+        self.buffer = memoryview(b"")
+        self.stopping = threading.Event()
+        self.failure: Optional[BaseException] = None
+        self.done = False
+        self.thread = threading.Thread(target=self._pump, name="cache-download", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                block = self.source.read(READ_AHEAD)
+                if not block:
+                    if self.size < self.expected_size:
+                        raise ArtifactRejectedError(
+                            f"{self.what}: download truncated at {self.size} of {self.expected_size} bytes")
+                    break
+                self.size += len(block)
+                if self.size > self.expected_size:
+                    raise ArtifactRejectedError(
+                        f"{self.what}: artifact is larger than the {self.expected_size} bytes its metadata says")
+                self.digest.update(block)
+                self._put(block)
+        except BaseException as error:  # handed to the reading thread
+            self._put(error)
+            return
+        self._put(None)
+
+    def _put(self, item: object) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.blocks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def read(self, size: int = -1) -> bytes:
-        block = self.source.read(size)
-        if not block and size != 0 and self.size < self.expected_size:
-            raise ArtifactRejectedError(f"{self.what}: download truncated at {self.size} of {self.expected_size} bytes")
-        self.size += len(block)
-        if self.size > self.expected_size:
-            raise ArtifactRejectedError(f"{self.what}: artifact is larger than the {self.expected_size} bytes its metadata says")
-        self.digest.update(block)
-        return block
+        while not self.buffer and not self.done:
+            item = self.blocks.get()
+            if item is None:
+                self.done = True
+            elif isinstance(item, BaseException):
+                self.done = True
+                raise item
+            else:
+                self.buffer = memoryview(item)  # type: ignore[arg-type]
+        if size is None or size < 0:
+            size = len(self.buffer)
+        chunk, self.buffer = self.buffer[:size], self.buffer[size:]
+        return chunk.tobytes()
 
     def finish(self) -> None:
-        while self.size < self.expected_size:
-            self.read(min(1 << 20, self.expected_size - self.size))
-        if self.source.read(1):
-            raise ArtifactRejectedError(f"{self.what}: artifact is larger than the {self.expected_size} bytes its metadata says")
+        """Consume the rest (the zstd frame may end before the bytes do), then check the hash."""
+        while self.read(READ_AHEAD):
+            pass
+        self.thread.join()
         if self.digest.hexdigest() != self.expected_sha256:
             raise ArtifactRejectedError(f"{self.what}: artifact sha256 {self.digest.hexdigest()} does not match its signed metadata")
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=30)
 
 
 class Substituter:
@@ -75,9 +126,17 @@ class Substituter:
         return cls([open_remote(url) for url in config.urls], config.trusted(), log)
 
     def __call__(self, drv: Derivation, store: Store) -> bool:
-        return self.substitute(drv, store)
+        return self.pull(drv, store)
+
+    def pull(self, drv: Derivation, store: Store) -> bool:
+        """Substitute ``drv`` under its store lock (for callers outside the build engine)."""
+        if store.is_valid(drv):
+            return True
+        with store.lock(drv):
+            return self.substitute(drv, store)
 
     def substitute(self, drv: Derivation, store: Store) -> bool:
+        """The engine's hook; the caller holds ``store.lock(drv)`` (realise_one does)."""
         if store.is_valid(drv):
             return True
         for remote in self.remotes:
@@ -103,17 +162,14 @@ class Substituter:
             raise ArtifactRejectedError(f"{what}: metadata names {meta.store_name}, expected {drv.store_name}")
         if not self._references_present(meta, drv, store):
             return False
-        with store.lock(drv):
-            if store.is_valid(drv):  # another process pulled or built it meanwhile
-                return True
-            self.log(f"cache: pulling {drv.store_name} ({meta.artifact['compressed_size'] / 1e6:.1f} MB) from {remote.display}")
-            staging = store.new_staging(drv)
-            try:
-                self._download(remote, meta, staging, what)
-                path = store.install(drv, staging, log=staging / LOG_MEMBER, manifest=meta.manifest_files())
-            except BaseException:
-                store.discard(staging)
-                raise
+        self.log(f"cache: pulling {drv.store_name} ({meta.artifact['compressed_size'] / 1e6:.1f} MB) from {remote.display}")
+        staging = store.new_staging(drv)
+        try:
+            self._download(remote, meta, staging, what)
+            path = store.install(drv, staging, log=staging / LOG_MEMBER, manifest=meta.manifest_files())
+        except BaseException:
+            store.discard(staging)
+            raise
         if store.manifest(path)["files"] != meta.manifest_files():  # belt and braces
             store.remove(path)
             raise ArtifactRejectedError(f"{what}: installed files differ from the signed metadata; removed")
@@ -125,8 +181,11 @@ class Substituter:
             if stream is None:
                 raise CacheError(f"{what}: metadata present but artifact {art['file']} missing (interrupted push?)")
             reader = _VerifyingReader(stream, art["sha256"], art["compressed_size"], what)
-            unpack_verified(reader, staging, meta.expected_files(), art["uncompressed_size"], what)  # type: ignore[arg-type]
-            reader.finish()
+            try:
+                unpack_verified(reader, staging, meta.expected_files(), art["uncompressed_size"], what)  # type: ignore[arg-type]
+                reader.finish()
+            finally:
+                reader.close()
 
     def _references_present(self, meta: ArtifactMetadata, drv: Derivation, store: Store) -> bool:
         """A path that mentions other store paths needs them: pull those first."""
@@ -137,7 +196,7 @@ class Substituter:
             dependency = by_name.get(reference)
             if dependency is None:
                 raise ArtifactRejectedError(f"{meta.name}: refers to {reference}, which is not in its derivation's closure")
-            if not store.is_valid(dependency) and not self.substitute(dependency, store):
+            if not store.is_valid(dependency) and not self.pull(dependency, store):
                 self.log(f"cache: {drv.store_name} needs {reference}, which no cache has: building instead")
                 return False
         return True
