@@ -18,8 +18,9 @@ packages=(
   nginx-light curl zstd
   # a small real Bazel, offline (mock repos in bazel-bootstrap-source)
   bazel-bootstrap bazel-bootstrap-source
-  # an offline dataset for the default training job
-  dataset-fashion-mnist
+  # an offline dataset for the default training job; numpy + PIL for the dataset
+  # derivations' conversion phases (IDX -> .npz, JPEG decoding for cats_vs_dogs)
+  dataset-fashion-mnist python3-numpy python3-pil
   # inspecting outputs
   file unzip zip ca-certificates
 )

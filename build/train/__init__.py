@@ -1,0 +1,1 @@
+"""Training on the cluster: job scripts, datasets, the launcher, run records, reports."""

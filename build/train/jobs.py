@@ -1,0 +1,126 @@
+"""From a job of cluster.toml plus command-line overrides to what the launcher runs.
+
+A job names a script (built-in jobs have one in jobs/), a dataset, extra files to ship,
+and hyperparameters. cluster.toml's ``[jobs.NAME.params]`` holds all of them; these keys
+are the launcher's, the rest go to the script as ``key=value`` arguments:
+
+    script   path of the job script (relative to the cluster file); built-in jobs: jobs/<name>.py
+    dataset  a dataset name (see build.train.datasets) or a path to a data file; "" = none
+    files    extra files to ship beside the script
+    workers  use only the first N hosts of the job (1 = the single-host baseline)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from ..errors import TrainingError
+from ..paths import REPO_ROOT
+
+JOBS_DIR = REPO_ROOT / "jobs"
+JOBKIT = JOBS_DIR / "piforge_jobkit.py"
+
+# The jobs that come with piforge: script and default dataset.
+BUILTIN_JOBS: Dict[str, Tuple[str, str]] = {
+    "mnist": ("mnist.py", "mnist"),
+    "catsdogs": ("catsdogs.py", "cats_vs_dogs"),
+}
+LAUNCHER_KEYS = ("script", "dataset", "files", "workers")
+# Longer names cluster.toml uses for the built-in scripts' parameters (the same table as
+# ALIASES in jobs/piforge_jobkit.py, which must stay importable without piforge).
+BUILTIN_ALIASES = {"per_worker_batch": "batch", "steps_per_epoch": "steps", "learning_rate": "lr"}
+# Command-line variables that steer piforge itself, never passed to a script.
+CONTROL_KEYS = ("cluster", "python", "startup_timeout", "run", "runs")
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    name: str
+    script: Path
+    files: Tuple[Path, ...]        # shipped beside the script (the jobkit always is)
+    dataset: Optional[str]         # name or path; None: the script brings its own data
+    hosts: Tuple[str, ...]         # host names in TF index order (already cut to ``workers``)
+    params: Dict[str, Any]         # passed to the script as key=value, in this order
+
+    @property
+    def workers(self) -> int:
+        return len(self.hosts)
+
+    def script_argv(self) -> List[str]:
+        return [f"{key}={_format(value)}" for key, value in self.params.items()]
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def resolve_job(cluster: Any, name: str, overrides: Mapping[str, str]) -> TrainingJob:
+    """The job ``name`` of ``cluster`` (a ClusterConfig) with command-line ``overrides``."""
+    spec = cluster.job(name)
+    where = f"{cluster.path}: jobs.{name}.params"
+    builtin = BUILTIN_JOBS.get(name)
+    aliases = BUILTIN_ALIASES if builtin else {}
+    params: Dict[str, Any] = {}
+    for key, value in list(spec.params.items()) + [(k, v) for k, v in overrides.items() if k not in CONTROL_KEYS]:
+        key = aliases.get(key, key)
+        params.pop(key, None)  # the later value wins, and keeps the order readable
+        params[key] = value
+    launcher = {key: params.pop(key) for key in LAUNCHER_KEYS if key in params}
+    base = Path(cluster.path).resolve().parent
+
+    script_value = launcher.get("script")
+    if script_value is not None:
+        script = _existing_file(base, script_value, f"{where}.script")
+    elif builtin is not None:
+        script = JOBS_DIR / builtin[0]
+    else:
+        raise TrainingError(f"{where}: script: missing: job {name!r} is not built in "
+                            f"({', '.join(BUILTIN_JOBS)}), so it must name its script",
+                            hint='e.g. [jobs.%s.params] script = "jobs/vgg16.py"' % name)
+
+    files_value = launcher.get("files", [])
+    if isinstance(files_value, str):
+        files_value = [f for f in files_value.split(",") if f]
+    if not isinstance(files_value, list):
+        raise TrainingError(f"{where}.files: expected a list of paths, got {files_value!r}")
+    files = tuple(_existing_file(base, f, f"{where}.files") for f in files_value)
+
+    dataset = launcher.get("dataset", builtin[1] if builtin else None)
+    dataset = str(dataset) if dataset not in (None, "") else None
+
+    hosts = tuple(spec.hosts)
+    if "workers" in launcher:
+        try:
+            count = int(launcher["workers"])
+        except (TypeError, ValueError):
+            raise TrainingError(f"workers={launcher['workers']!r}: expected a whole number") from None
+        if not 1 <= count <= len(hosts):
+            raise TrainingError(f"workers={count}: job {name!r} has {len(hosts)} host(s) "
+                                f"({', '.join(hosts)}); expected 1..{len(hosts)}")
+        hosts = hosts[:count]
+    return TrainingJob(name=name, script=script, files=(JOBKIT,) + files, dataset=dataset,
+                       hosts=hosts, params=params)
+
+
+def cluster_for(cluster: Any, job: TrainingJob) -> Any:
+    """The cluster with ``job`` cut to the hosts it runs on, for TF_CONFIG rendering."""
+    spec = cluster.job(job.name)
+    if tuple(spec.hosts) == job.hosts:
+        return cluster
+    jobs = dict(cluster.jobs)
+    jobs[job.name] = dataclasses.replace(spec, hosts=job.hosts)
+    return dataclasses.replace(cluster, jobs=jobs)
+
+
+def _existing_file(base: Path, value: Any, field: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise TrainingError(f"{field}: expected a path, got {value!r}")
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise TrainingError(f"{field}: no such file: {path}")
+    return path

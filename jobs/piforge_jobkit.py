@@ -1,0 +1,208 @@
+"""What every piforge job script needs on a worker, for TF 2.2 (Python 3.8) and current TF.
+
+The launcher ships this file beside the job script. It never writes TF_CONFIG: it
+only reads the one the launcher set, to learn this worker's index. Hyperparameters
+come from the command line (``epochs=3 batch=64``) or from ``PIFORGE_PARAM_<NAME>``.
+
+Lines starting with ``PIFORGE_EVENT`` on stdout are machine-readable progress that the
+launcher turns into the run record (per-epoch history, first-step time, test accuracy).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+# Keras 3's fit() crashes under MultiWorkerMirroredStrategy with 2+ workers; when
+# tf-keras is installed, use it (Keras 2). TF 2.2 has Keras 2 built in and ignores this.
+if importlib.util.find_spec("tf_keras") is not None:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+PROCESS_START = time.time()
+
+
+def event(kind: str, **fields: Any) -> None:
+    """One machine-readable line for the launcher (flushed at once: logs stream live)."""
+    fields["t"] = round(time.time(), 3)
+    print(f"PIFORGE_EVENT {kind} {json.dumps(fields, sort_keys=True)}", flush=True)
+
+
+# Longer names cluster.toml files use for the same hyperparameters.
+ALIASES = {"per_worker_batch": "batch", "steps_per_epoch": "steps", "learning_rate": "lr"}
+
+
+def parse_params(defaults: Dict[str, Any], argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    """``key=value`` arguments (or PIFORGE_PARAM_KEY) over ``defaults``, typed like the default.
+
+    Later arguments win, so the launcher passes cluster.toml's values before the command line's.
+    """
+    params = dict(defaults)
+    given: Dict[str, str] = {}
+    for name in defaults:
+        env = os.environ.get("PIFORGE_PARAM_" + name.upper())
+        if env is not None:
+            given[name] = env
+    for argument in sys.argv[1:] if argv is None else argv:
+        key, sep, value = argument.partition("=")
+        key = key.lstrip("-").replace("-", "_")
+        key = ALIASES.get(key, key)
+        if not sep or key not in defaults:
+            known = ", ".join(sorted(defaults))
+            raise SystemExit(f"job: bad argument {argument!r}: expected key=value with key one of {known}")
+        given[key] = value
+    for key, value in given.items():
+        kind = type(defaults[key])
+        try:
+            params[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+        except ValueError:
+            raise SystemExit(f"job: {key}={value!r}: expected {kind.__name__}") from None
+    return params
+
+
+class Worker:
+    """This process's place in the cluster, read from TF_CONFIG (absent: a lone worker)."""
+
+    def __init__(self) -> None:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        cluster = config.get("cluster", {})
+        task = config.get("task", {"type": "worker", "index": 0})
+        # Replicas that read data, in the order TF numbers them: chief first, then workers.
+        self.members = [("chief", i) for i in range(len(cluster.get("chief", [])))]
+        self.members += [("worker", i) for i in range(len(cluster.get("worker", [])))]
+        if not self.members:
+            self.members = [("worker", 0)]
+        me = (task.get("type", "worker"), int(task.get("index", 0)))
+        self.index = self.members.index(me) if me in self.members else 0
+        self.count = len(self.members)
+        # MultiWorkerMirroredStrategy's chief: the chief task, else worker 0.
+        self.is_chief = me == self.members[0]
+        self.name = f"{me[0]}{me[1]}"
+
+
+def make_strategy(worker: Worker) -> Any:
+    import tensorflow as tf
+
+    event("tf_imported", version=tf.__version__, seconds=round(time.time() - PROCESS_START, 3))
+    if worker.count == 1 and not os.environ.get("TF_CONFIG"):
+        return tf.distribute.get_strategy()  # the single-host baseline: no collectives at all
+    stable = getattr(tf.distribute, "MultiWorkerMirroredStrategy", None)  # TF >= 2.4
+    factory = stable or tf.distribute.experimental.MultiWorkerMirroredStrategy  # TF 2.2
+    return factory()
+
+
+def load_arrays(path: str) -> Dict[str, Any]:
+    import numpy as np
+
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def training_input(x: Any, y: Any, worker: Worker, per_worker_batch: int,
+                   preprocess: Callable[[Any, Any], Tuple[Any, Any]], seed: int = 1) -> Any:
+    """The per-worker input pipeline: shard first, then decode/map, cache, shuffle, prefetch.
+
+    Sharding the raw arrays before anything else means each worker converts only its
+    own 1/N of the data (decoding the whole stream on every worker is what made the
+    user's second Pi buy nothing). TF's auto-sharding is off because we did it here.
+    The dataset is batched at the global batch size: MultiWorkerMirroredStrategy splits
+    each batch by the number of replicas, so every worker steps on ``per_worker_batch``.
+    """
+    import tensorflow as tf
+
+    x_shard, y_shard = x[worker.index::worker.count], y[worker.index::worker.count]
+    dataset = tf.data.Dataset.from_tensor_slices((x_shard, y_shard))
+    dataset = dataset.map(preprocess, num_parallel_calls=tf.data.experimental.AUTOTUNE)
+    dataset = dataset.cache().shuffle(min(len(x_shard), 10000), seed=seed + worker.index)
+    dataset = dataset.repeat().batch(per_worker_batch * worker.count)
+    dataset = dataset.prefetch(tf.data.experimental.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options)
+
+
+def make_optimizer(name: str, learning_rate: float) -> Any:
+    import tensorflow as tf
+
+    optimizers = {"sgd": tf.keras.optimizers.SGD, "adam": tf.keras.optimizers.Adam,
+                  "rmsprop": tf.keras.optimizers.RMSprop}
+    if name.lower() not in optimizers:
+        raise SystemExit(f"job: optimizer={name!r}: expected one of {', '.join(sorted(optimizers))}")
+    return optimizers[name.lower()](learning_rate=learning_rate)
+
+
+def history_callback(per_worker_batch: int, steps: int) -> Any:
+    """A Keras callback printing one PIFORGE_EVENT per epoch with this host's timings."""
+    import tensorflow as tf
+
+    class EpochEvents(tf.keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch_start = 0.0
+            self.first_step_seen = False
+
+        def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+            self.epoch_start = time.time()
+
+        def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+            if not self.first_step_seen:
+                self.first_step_seen = True
+                event("first_step", since_start=round(time.time() - PROCESS_START, 3))
+
+        def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+            seconds = time.time() - self.epoch_start
+            logs = logs or {}
+            accuracy = logs.get("accuracy", logs.get("acc"))
+            event("epoch", epoch=epoch + 1, loss=float(logs.get("loss", float("nan"))),
+                  accuracy=None if accuracy is None else float(accuracy),
+                  seconds=round(seconds, 4), step_time=round(seconds / steps, 5),
+                  samples_per_second=round(steps * per_worker_batch / seconds, 2),
+                  peak_rss_mb=peak_rss_mb())
+
+    return EpochEvents()
+
+
+def test_accuracy(model: Any, x: Any, y: Any, preprocess: Callable[[Any, Any], Tuple[Any, Any]],
+                  to_labels: Callable[[Any], Any], batch: int = 500) -> float:
+    """Plain forward passes on the whole test set (no collectives: any worker may call it)."""
+    import numpy as np
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).map(preprocess).batch(batch)
+    correct = 0
+    for images, labels in dataset:
+        predicted = to_labels(model(images, training=False).numpy())
+        correct += int(np.sum(predicted.reshape(-1) == labels.numpy().reshape(-1)))
+    return correct / len(y)
+
+
+def save_model(model: Any, worker: Worker, model_dir: str) -> None:
+    """Every worker must save (saving runs collectives); only the chief keeps its copy."""
+    target = model_dir if worker.is_chief else tempfile.mkdtemp(prefix="piforge-save-")
+    try:
+        model.save(target)
+    finally:
+        if not worker.is_chief:
+            shutil.rmtree(target, ignore_errors=True)
+    event("saved", path=target if worker.is_chief else None)
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)  # KiB on Linux
+
+
+def finish(model: Any, worker: Worker, accuracy: float, model_dir: str) -> None:
+    save_model(model, worker, model_dir)
+    if worker.is_chief:
+        print(f"test_accuracy={accuracy:.4f}", flush=True)
+    event("test", accuracy=accuracy, peak_rss_mb=peak_rss_mb())
+    # fit() may linger for tf.data autotune shutdown; nothing is left to do.
+    sys.stdout.flush()
+    os._exit(0)
