@@ -11,7 +11,7 @@ Parsed once into frozen dataclasses; every user mistake is a ClusterConfigError
     ssh_port = 22
     known_hosts = "~/.ssh/known_hosts"
     connect_timeout = 5
-    python = "python3"        # the host's Python that creates the venvs
+    python = "python3"        # the host's Python that creates the venvs (default: the profile's)
     home = "~/.piforge"       # per-host piforge directory (venvs, job files)
 
     [[hosts]]
@@ -53,7 +53,7 @@ _HOST_DEFAULTS: Dict[str, Any] = {
     "ssh_port": 22,
     "known_hosts": "~/.ssh/known_hosts",
     "connect_timeout": 5.0,
-    "python": "python3",
+    "python": None,  # default: the profile's host_python
     "home": None,  # local: $PIFORGE_HOME; ssh: ~/.piforge
 }
 _CLUSTER_KEYS = set(_HOST_DEFAULTS) | {"profile", "name"}
@@ -77,7 +77,7 @@ class HostSpec:
     ssh_port: int
     known_hosts: str
     connect_timeout: float
-    python: str
+    python: Optional[str]
     home: Optional[str]
 
     @property

@@ -1,0 +1,308 @@
+"""`doit deploy` / `doit rollback`: put a profile's wheelhouse into a fresh venv on every
+host, switch ``current`` only once the check import works there, keep the previous one.
+
+Hosts are handled in parallel and independently: one host down or failing does not stop
+the others; the caller gets one outcome per host and raises DeployError naming the
+failed ones. A rerun copies only what is missing (files are addressed by sha256 on the
+hosts) and does nothing on hosts already running this wheelhouse. Local hosts with the
+same home share one install.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import DeployError, HostError
+from ..profiles import Profile
+from .agent import relay_agent
+from .config import ClusterConfig, HostSpec
+from .fanout import ChunkCache, FanOut, Receiver, relay_known_hosts, run_with_progress
+from .hosts import Host, open_host
+from .hosts.local import LocalHost
+from .hosts.ssh import SshHost
+from .hostscripts import (CLEAN_INCOMING, EXIT_CHECK_FAILED, EXIT_NO_PREVIOUS, INSTALL, PROBE, ROLLBACK,
+                          VERIFY, parse_probe, run_script)
+from .table import render_table
+from .wheelhouse import WheelFile, Wheelhouse
+
+Report = Callable[[str], None]
+PROBE_TIMEOUT = 60.0
+INSTALL_TIMEOUT = 3600.0   # TensorFlow under qemu or on a Pi's SD card takes minutes
+
+
+@dataclass
+class Target:
+    """One install: an ssh host, or every local host sharing a home."""
+
+    host: Host
+    serves: Tuple[str, ...]
+    python: str
+    status: str = "pending"
+    detail: str = ""
+    copied: int = 0
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+    probe: Dict[str, List[str]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "FAILED"
+
+    def fail(self, why: str) -> None:
+        self.status, self.detail = "FAILED", why
+        self.seconds = time.monotonic() - self.started
+
+
+def python_for(spec: HostSpec, profile: Profile) -> str:
+    """The host's interpreter that creates venvs: cluster.toml's, else the profile's."""
+    return spec.python or profile.host_python
+
+
+def venv_id(wheelhouse: Wheelhouse) -> str:
+    return f"v-{wheelhouse.key}"
+
+
+def targets_of(cluster: ClusterConfig, profile: Profile, agent_socket: Optional[str] = None,
+               hosts: Optional[Sequence[str]] = None) -> List[Target]:
+    """Group local hosts by home (one install serves them all); one target per ssh host."""
+    targets: List[Target] = []
+    local_by_home: Dict[str, Target] = {}
+    for spec in cluster.hosts:
+        if hosts is not None and spec.name not in hosts:
+            continue
+        host = open_host(spec, agent_socket=agent_socket)
+        if isinstance(host, LocalHost):
+            key = f"{host.home}\0{python_for(spec, profile)}"
+            if key in local_by_home:
+                shared = local_by_home[key]
+                shared.serves = shared.serves + (spec.name,)
+                continue
+            target = Target(host=host, serves=(spec.name,), python=python_for(spec, profile))
+            local_by_home[key] = target
+        else:
+            target = Target(host=host, serves=(spec.name,), python=python_for(spec, profile))
+        targets.append(target)
+    return targets
+
+
+def _parallel(targets: Sequence[Target], work: Callable[[Target], None]) -> None:
+    """Run ``work`` on every target at once; a HostError fails that target only."""
+    def guarded(target: Target) -> None:
+        if target.failed:
+            return
+        try:
+            work(target)
+        except HostError as error:
+            target.fail(str(error).split(": ", 1)[-1] if str(error).startswith(target.host.name) else str(error))
+
+    if not targets:
+        return
+    with ThreadPoolExecutor(max_workers=min(32, len(targets))) as pool:
+        list(pool.map(guarded, targets))
+
+
+def deploy(cluster: ClusterConfig, profile: Profile, wheelhouse: Wheelhouse, *,
+           report: Report = print, relay: bool = True, chunk_cache: Optional[ChunkCache] = None,
+           hosts: Optional[Sequence[str]] = None) -> List[Target]:
+    """Deploy ``wheelhouse`` for ``profile`` to the cluster's hosts; returns one Target per install."""
+    vid = venv_id(wheelhouse)
+    keys = sorted({s.key for s in cluster.hosts if s.transport == "ssh" and s.key})
+    use_agent = relay and any(s.transport == "ssh" for s in cluster.hosts)
+    with relay_agent(keys if use_agent else [], report) as agent:
+        targets = targets_of(cluster, profile, agent if use_agent else None, hosts)
+        try:
+            report(f"deploy: {wheelhouse.path.name} ({len(wheelhouse.wheels)} wheels, "
+                   f"{wheelhouse.total_bytes / 1e6:.1f} MB) -> {', '.join(n for t in targets for n in t.serves)}")
+            _parallel(targets, lambda t: _probe(t, profile))
+            todo = [t for t in targets if not t.failed and not _up_to_date(t, vid)]
+            for target in targets:
+                if not target.failed and target not in todo:
+                    target.status, target.detail = "up to date", vid
+                    target.seconds = time.monotonic() - target.started
+            _copy_local([t for t in todo if isinstance(t.host, LocalHost)], wheelhouse, report)
+            remote = [t for t in todo if isinstance(t.host, SshHost) and not t.failed]
+            _copy_remote(remote, wheelhouse, report, relay=relay and agent is not None,
+                         cache=chunk_cache or ChunkCache())
+            _parallel(todo, lambda t: _install(t, profile, wheelhouse, vid, report))
+            _parallel([t for t in remote if not t.failed],
+                      lambda t: run_script(t.host, CLEAN_INCOMING, [t.host.home, *[w.sha256 for w in wheelhouse.wheels]],
+                                           timeout=PROBE_TIMEOUT))
+        finally:
+            for target in targets:
+                target.host.close()
+    return targets
+
+
+def _probe(target: Target, profile: Profile) -> None:
+    result = run_script(target.host, PROBE, [target.host.home, profile.name, target.python], timeout=PROBE_TIMEOUT)
+    result.check()
+    target.probe = parse_probe(result.stdout)
+    if target.probe.get("python", ["missing"])[0] == "missing":
+        raise HostError(f"{target.host.name}: no Python at {target.python!r} on the host")
+
+
+def _up_to_date(target: Target, vid: str) -> bool:
+    return target.probe.get("current", [""])[0] == vid and target.probe.get("ok", ["0"])[0] == "1"
+
+
+def _present(target: Target) -> Dict[str, str]:
+    """sha256 -> path of every verified wheel already on the host."""
+    found = {}
+    for path in target.probe.get("have", []):
+        parts = path.rsplit("/", 2)
+        if len(parts) == 3:
+            found[parts[1]] = path
+    return found
+
+
+def _missing(target: Target, wheelhouse: Wheelhouse) -> List[WheelFile]:
+    present = _present(target)
+    return [w for w in wheelhouse.wheels if w.sha256 not in present]
+
+
+def wheel_path(home: str, wheel: WheelFile) -> str:
+    return f"{home}/wheels/{wheel.sha256}/{wheel.name}"
+
+
+def _copy_local(targets: List[Target], wheelhouse: Wheelhouse, report: Report) -> None:
+    """Local installs: link (or copy) store files into the shared wheels dir, verified."""
+    def copy(target: Target) -> None:
+        for wheel in _missing(target, wheelhouse):
+            final = Path(wheel_path(target.host.home, wheel))
+            partial = final.with_name(f".{final.name}.part")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if partial.exists():
+                partial.unlink()
+            try:
+                os.link(wheel.path, partial)
+            except OSError:
+                shutil.copyfile(wheel.path, partial)
+            run_script(target.host, VERIFY, [str(partial), str(final), wheel.sha256], timeout=600).check()
+            target.copied += wheel.size
+        if target.copied:
+            report(f"deploy: {', '.join(target.serves)}: {target.copied / 1e6:.1f} MB into {target.host.home}/wheels")
+
+    _parallel(targets, copy)
+
+
+def _copy_remote(targets: List[Target], wheelhouse: Wheelhouse, report: Report, *, relay: bool,
+                 cache: ChunkCache) -> None:
+    receivers: Dict[str, Receiver] = {}
+    for target in targets:
+        needs = _missing(target, wheelhouse)
+        if not needs:
+            continue
+        assert isinstance(target.host, SshHost)
+        has = set()
+        for path in target.probe.get("chunk", []):
+            sha, index = path.rsplit("/", 2)[-2:]
+            if index.isdigit():
+                has.add((sha, int(index)))
+        receivers[target.host.name] = Receiver(host=target.host, home=target.host.home, needs=needs,
+                                               has_chunks=has, can_relay=relay and target.probe.get("scp") == ["1"])
+    if not receivers:
+        return
+    if relay:
+        _install_relay_known_hosts(list(receivers.values()))
+    fanout = FanOut(list(receivers.values()), cache, report, relay=relay)
+    run_with_progress(fanout, report)
+    for target in targets:
+        receiver = receivers.get(target.host.name)
+        if receiver is None:
+            continue
+        target.copied = receiver.bytes_done
+        if receiver.notes:
+            target.detail = "; ".join(sorted(set(receiver.notes)))
+        if receiver.error:
+            target.fail(receiver.error.split(": ", 1)[-1])
+
+
+def _install_relay_known_hosts(receivers: List[Receiver]) -> None:
+    """Give each relay host the controller's known_hosts entries of the other hosts, so
+    its scp checks host keys as strictly as the controller does."""
+    lines: List[str] = []
+    for receiver in receivers:
+        spec = receiver.host.spec
+        lookup = spec.address if spec.ssh_port == 22 else f"[{spec.address}]:{spec.ssh_port}"
+        found = subprocess.run(["ssh-keygen", "-F", lookup, "-f", os.path.expanduser(spec.known_hosts)],
+                               capture_output=True, text=True, timeout=10).stdout
+        lines += [line for line in found.splitlines() if line and not line.startswith("#")]
+    with tempfile.NamedTemporaryFile("w", suffix=".known_hosts", delete=False) as handle:
+        handle.write("\n".join(lines) + "\n")
+        local = Path(handle.name)
+    try:
+        def upload(receiver: Receiver) -> None:
+            try:
+                receiver.host.put(local, relay_known_hosts(receiver.home), timeout=60)
+            except HostError:
+                receiver.can_relay = False
+        with ThreadPoolExecutor(max_workers=min(32, len(receivers))) as pool:
+            list(pool.map(upload, [r for r in receivers if r.can_relay]))
+    finally:
+        local.unlink()
+
+
+def _install(target: Target, profile: Profile, wheelhouse: Wheelhouse, vid: str, report: Report) -> None:
+    home = target.host.home
+    pdir = target.host.profile_dir(profile.name)
+    target.host.put(wheelhouse.lock, f"{pdir}/.lock-{vid}.txt", timeout=120)
+    wheels = [wheel_path(home, w) for w in wheelhouse.wheels]
+    report(f"deploy: {', '.join(target.serves)}: installing {len(wheels)} wheels into {pdir}/{vid}")
+    result = run_script(target.host, INSTALL,
+                        [pdir, vid, target.python, wheelhouse.pip_wheel.name, profile.check_import, *wheels],
+                        timeout=INSTALL_TIMEOUT)
+    if not result.ok:
+        why = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+        if result.returncode == EXIT_CHECK_FAILED:
+            context = [line for line in result.stderr.strip().splitlines() if "Error" in line]
+            why = f"{why} ({context[-1].strip()})" if context else why
+        target.fail(why)
+        return
+    versions = ", ".join(line.strip() for line in result.stdout.strip().splitlines())
+    target.status = "installed"
+    target.detail = "; ".join(filter(None, [f"{vid}: {versions}", target.detail]))
+    target.seconds = time.monotonic() - target.started
+
+
+def rollback(cluster: ClusterConfig, profile: Profile, *, report: Report = print,
+             hosts: Optional[Sequence[str]] = None) -> List[Target]:
+    """Point every host's ``current`` back at its ``previous`` venv (and vice versa)."""
+    targets = targets_of(cluster, profile, hosts=hosts)
+    try:
+        def back(target: Target) -> None:
+            result = run_script(target.host, ROLLBACK, [target.host.profile_dir(profile.name)], timeout=PROBE_TIMEOUT)
+            if result.returncode == EXIT_NO_PREVIOUS:
+                target.fail("no previous deployment to return to")
+                return
+            result.check()
+            target.status, target.detail = "rolled back", f"current -> {result.stdout.strip()}"
+            target.seconds = time.monotonic() - target.started
+        _parallel(targets, back)
+    finally:
+        for target in targets:
+            target.host.close()
+    return targets
+
+
+def summary(targets: Sequence[Target]) -> str:
+    rows = []
+    for target in targets:
+        for name in target.serves:
+            rows.append([name, target.host.spec.transport, target.status,
+                         f"{target.copied / 1e6:.1f} MB", f"{target.seconds:.1f} s", target.detail])
+    return render_table(["host", "via", "result", "copied", "time", "detail"], rows)
+
+
+def raise_for_failures(targets: Sequence[Target], what: str) -> None:
+    failed = [(name, t.detail) for t in targets if t.failed for name in t.serves]
+    if failed:
+        names = ", ".join(name for name, _ in failed)
+        raise DeployError(f"{what} failed on {len(failed)} of {sum(len(t.serves) for t in targets)} hosts: {names}",
+                          hint="fix the cause shown in the table and rerun: only what is missing is redone")

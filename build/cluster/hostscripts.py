@@ -1,0 +1,139 @@
+"""The small POSIX sh programs deploy runs on every host, and where they put things.
+
+Scripts are constants; everything variable (paths, hashes, names) is passed as
+positional arguments, so the host's shell never parses cluster.toml contents.
+
+Host layout under the host's piforge home::
+
+    wheels/<sha256>/<file>.whl       verified wheels (a file appears here only after its hash matched)
+    wheels/.incoming/<sha256>/<n>    verified chunks of a wheel in transit (kept for relays and reruns)
+    venvs/<profile>/v-<key>/         one venv per wheelhouse; .piforge-ok once its check import passed
+    venvs/<profile>/current -> v-..  switched atomically (rename) only after the check passed
+    venvs/<profile>/previous -> v-.. what `doit rollback` returns to
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+from .hosts.base import CommandResult, Host
+
+EXIT_HASH_MISMATCH = 7
+EXIT_INSTALL_FAILED = 8
+EXIT_CHECK_FAILED = 9
+EXIT_NO_PREVIOUS = 10
+
+PROBE = r"""
+home=$1; profile=$2; py=$3
+pdir="$home/venvs/$profile"
+echo "arch=$(uname -m)"
+echo "python=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null || echo missing)"
+echo "current=$(readlink "$pdir/current" 2>/dev/null)"
+if [ -f "$pdir/current/.piforge-ok" ]; then echo ok=1; else echo ok=0; fi
+echo "previous=$(readlink "$pdir/previous" 2>/dev/null)"
+if command -v scp >/dev/null 2>&1; then echo scp=1; else echo scp=0; fi
+for f in "$home"/wheels/*/*.whl; do [ -f "$f" ] && echo "have=$f"; done
+for f in "$home"/wheels/.incoming/*/*; do
+  case "$f" in *.part) ;; *) [ -f "$f" ] && echo "chunk=$f" ;; esac
+done
+exit 0
+"""
+
+# Move a received file into place only if its sha256 matches (a hop's verification).
+VERIFY = r"""
+part=$1; final=$2; want=$3
+got=$(sha256sum "$part" 2>/dev/null | cut -d' ' -f1)
+if [ "$got" != "$want" ]; then
+  rm -f "$part"
+  echo "hash mismatch for $final: expected $want, got ${got:-nothing}" >&2
+  exit 7
+fi
+mkdir -p "$(dirname "$final")" && mv -f "$part" "$final"
+"""
+
+# Join verified chunks into the wheel, verify the whole file, move it into wheels/.
+ASSEMBLE = r"""
+final=$1; want=$2; shift 2
+mkdir -p "$(dirname "$final")"
+cat "$@" > "$final.part" || { rm -f "$final.part"; exit 1; }
+got=$(sha256sum "$final.part" | cut -d' ' -f1)
+if [ "$got" != "$want" ]; then
+  rm -f "$final.part"
+  echo "hash mismatch for $final: expected $want, got $got" >&2
+  exit 7
+fi
+mv -f "$final.part" "$final"
+"""
+
+# Build a new venv beside the active one; switch `current` only after the check import.
+INSTALL = r"""
+set -u
+pdir=$1; vid=$2; py=$3; pipwhl=$4; check=$5; shift 5
+v="$pdir/$vid"
+fail() { code=$1; shift; echo "$*" >&2; [ "$(readlink "$pdir/current" 2>/dev/null)" = "$vid" ] || rm -rf "$v"; exit "$code"; }
+mkdir -p "$pdir" || exit 8
+if [ "$(readlink "$pdir/current" 2>/dev/null)" != "$vid" ]; then rm -rf "$v"; fi
+"$py" -m venv --without-pip "$v" || fail 8 "cannot create a venv with $py"
+mkdir -p "$v/.wheelhouse" || fail 8 "cannot write $v"
+while [ $# -gt 0 ]; do ln -sf "$1" "$v/.wheelhouse/"; shift; done
+mv -f "$pdir/.lock-$vid.txt" "$v/piforge-lock.txt" || fail 8 "lock file missing"
+PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1 "$v/bin/python" "$v/.wheelhouse/$pipwhl/pip" install \
+  --no-index --no-deps --no-cache-dir --disable-pip-version-check --no-warn-script-location \
+  --find-links "$v/.wheelhouse" --require-hashes -r "$v/piforge-lock.txt" >"$v/piforge-install.log" 2>&1 \
+  || { tail -n 5 "$v/piforge-install.log" >&2; fail 8 "pip install failed"; }
+rm -rf "$v/.wheelhouse"
+# Runs with the profile's job environment (e.g. TF_USE_LEGACY_KERAS=1), as jobs will.
+"$v/bin/python" -c '
+import importlib, sys
+for name in sys.argv[1].split(","):
+    module = importlib.import_module(name.strip())
+    print(name.strip(), getattr(module, "__version__", "?"))
+' "$check" >"$v/piforge-check.log" 2>&1 \
+  || { tail -n 3 "$v/piforge-check.log" >&2; fail 9 "check import failed: $check"; }
+cat "$v/piforge-check.log"
+touch "$v/.piforge-ok"
+old=$(readlink "$pdir/current" 2>/dev/null || true)
+if [ -n "$old" ] && [ "$old" != "$vid" ]; then
+  ln -sfn "$old" "$pdir/.previous.new" && mv -fT "$pdir/.previous.new" "$pdir/previous"
+fi
+ln -sfn "$vid" "$pdir/.current.new" && mv -fT "$pdir/.current.new" "$pdir/current" || exit 8
+keep_prev=$(readlink "$pdir/previous" 2>/dev/null || true)
+for d in "$pdir"/v-*; do
+  name=$(basename "$d")
+  [ "$name" = "$vid" ] || [ "$name" = "$keep_prev" ] || rm -rf "$d"
+done
+exit 0
+"""
+
+# Swap current and previous (each a single rename: never a moment without `current`).
+ROLLBACK = r"""
+pdir=$1
+cur=$(readlink "$pdir/current" 2>/dev/null || true)
+prev=$(readlink "$pdir/previous" 2>/dev/null || true)
+if [ -z "$prev" ] || [ ! -f "$pdir/$prev/.piforge-ok" ]; then
+  echo "no previous deployment to return to" >&2; exit 10
+fi
+ln -sfn "$prev" "$pdir/.current.new" && mv -fT "$pdir/.current.new" "$pdir/current" || exit 1
+if [ -n "$cur" ]; then ln -sfn "$cur" "$pdir/.previous.new" && mv -fT "$pdir/.previous.new" "$pdir/previous"; fi
+echo "$prev"
+"""
+
+CLEAN_INCOMING = r"""
+home=$1; shift
+for sha in "$@"; do rm -rf "$home/wheels/.incoming/$sha"; done
+"""
+
+
+def run_script(host: Host, script: str, args: Sequence[str], *, timeout: float,
+               check: bool = False) -> CommandResult:
+    """Run one of the scripts above with positional ``args`` ($1, $2, ...)."""
+    return host.run(["sh", "-c", script, "piforge", *[str(a) for a in args]], timeout=timeout, check=check)
+
+
+def parse_probe(stdout: str) -> Dict[str, List[str]]:
+    """``key=value`` lines -> key: [values] (have= and chunk= repeat)."""
+    found: Dict[str, List[str]] = {}
+    for line in stdout.splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            found.setdefault(key.strip(), []).append(value)
+    return found
