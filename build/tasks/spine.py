@@ -1,4 +1,237 @@
-"""doit tasks of the spine area (filled in by its issue)."""
+"""doit tasks of the spine: build, inspect, check and clean content-addressed outputs.
+
+Up-to-dateness is the store lookup of a derivation's hash (an ``uptodate`` callable),
+never timestamps or doit's md5 of files: ``realise:<recipe>`` is skipped exactly when its
+store entry exists. ``build:<recipe>`` and ``wheel`` then print the store path alone as
+their last line, so ``path=$(./piforge build:wrapt | tail -1)`` works.
+"""
 from __future__ import annotations
 
-__all__: list = []
+import os
+import sys
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from doit import get_var
+from doit.exceptions import TaskFailed
+
+from ..errors import PiforgeError, StoreError
+from .actions import friendly
+
+__all__ = ["task_realise", "task_build", "task_path", "task_plan", "task_check", "task_wheel",
+           "task_verify", "task_gc"]
+
+DEFAULT_WHEEL_RECIPE = "wrapt"   # until a profile's TensorFlow wheel recipe can be built here
+
+_loaded: Optional[Tuple[Any, Dict[str, Any], Optional[PiforgeError]]] = None
+
+
+def _derivations() -> Tuple[Dict[str, Any], Optional[PiforgeError]]:
+    """Every recipe's derivation, loaded once per doit run. A broken recipe is reported
+    once (file:LINE: field: problem) and leaves the build tasks empty, not a traceback."""
+    global _loaded
+    if _loaded is None:
+        from ..derivation import derive
+        from ..recipe import load_recipes
+        from ..store import Store
+
+        try:
+            recipes = load_recipes()
+            _loaded = (Store.default(), {name: derive(recipes, name) for name in recipes}, None)
+        except PiforgeError as error:
+            print(f"piforge: error: {error}", file=sys.stderr)
+            _loaded = (Store.default(), {}, error)
+    return _loaded[1], _loaded[2]
+
+
+def _store() -> Any:
+    _derivations()
+    assert _loaded is not None
+    return _loaded[0]
+
+
+def configured_substituters(report: Any) -> List[Any]:
+    """Binary caches from the cache config (``piforge.toml [cache] urls``), if any."""
+    from ..cache.config import load_cache_config
+    from ..cache.substitute import Substituter
+
+    config = load_cache_config()
+    return [Substituter.from_config(config, log=report)] if config.urls else []
+
+
+def _realise(name: str) -> None:
+    from ..realise import realise, report_stderr
+
+    drvs, error = _derivations()
+    if error:
+        raise error
+    realise(drvs[name], _store(), substituters=configured_substituters(report_stderr))
+
+
+def _print_path(name: str) -> Any:
+    drvs, error = _derivations()
+    if error:
+        raise error
+    print(_store().require(drvs[name]), flush=True)
+
+
+def _is_built(name: str) -> Any:
+    def uptodate() -> bool:
+        drvs, _ = _derivations()
+        return name in drvs and _store().is_valid(drvs[name])
+    return uptodate
+
+
+def task_realise() -> Iterator[Dict[str, Any]]:
+    """Build one derivation unless its hash is already in the store (behind build:/wheel)."""
+    drvs, _ = _derivations()
+    yield {"basename": "realise", "name": None, "doc": task_realise.__doc__}
+    for name, drv in drvs.items():
+        yield {
+            "name": name,
+            "actions": [(friendly(_realise), [name])],
+            "task_dep": [f"realise:{d.name}" for d in drv.inputs],
+            "uptodate": [_is_built(name)],
+            "verbosity": 2,
+        }
+
+
+def task_build() -> Iterator[Dict[str, Any]]:
+    """Build a recipe (build:<recipe>) and print its store path alone on the last line."""
+    drvs, _ = _derivations()
+    yield {"basename": "build", "name": None, "doc": task_build.__doc__}
+    for name in drvs:
+        yield {
+            "name": name,
+            "actions": [(friendly(_print_path), [name])],
+            "task_dep": [f"realise:{name}"],
+            "uptodate": [False],
+            "verbosity": 2,
+        }
+
+
+def _path_or_fail(name: str) -> Any:
+    drvs, error = _derivations()
+    if error:
+        raise error
+    store = _store()
+    if not store.is_valid(drvs[name]):
+        print(f"piforge: {name} is not built ({store.path_of(drvs[name])}); run ./piforge build:{name}",
+              file=sys.stderr)
+        return TaskFailed(f"{name} is not built")
+    print(store.path_of(drvs[name]), flush=True)
+    return True
+
+
+def task_path() -> Iterator[Dict[str, Any]]:
+    """Print a recipe's store path (path:<recipe>); fail if it is not built."""
+    drvs, _ = _derivations()
+    yield {"basename": "path", "name": None, "doc": task_path.__doc__}
+    for name in drvs:
+        yield {"name": name, "actions": [(friendly(_path_or_fail), [name])], "uptodate": [False],
+               "verbosity": 2}
+
+
+def _plan(name: str) -> None:
+    from ..plan import render_plan
+
+    drvs, error = _derivations()
+    if error:
+        raise error
+    print(render_plan(drvs[name], _store()), flush=True)
+
+
+def task_plan() -> Iterator[Dict[str, Any]]:
+    """Show a recipe's derivation graph (plan:<recipe>): hashes, built/missing, phase scripts."""
+    drvs, _ = _derivations()
+    yield {"basename": "plan", "name": None, "doc": task_plan.__doc__}
+    for name in drvs:
+        yield {"name": name, "actions": [(friendly(_plan), [name])], "uptodate": [False], "verbosity": 2}
+
+
+def _check(name: str) -> None:
+    from ..check import check_reproducible
+
+    drvs, error = _derivations()
+    if error:
+        raise error
+    print(check_reproducible(drvs[name], _store()), flush=True)
+
+
+def task_check() -> Iterator[Dict[str, Any]]:
+    """Rebuild a recipe (check:<recipe>) and compare bit for bit with its store entry."""
+    drvs, _ = _derivations()
+    yield {"basename": "check", "name": None, "doc": task_check.__doc__}
+    for name in drvs:
+        yield {"name": name, "actions": [(friendly(_check), [name])], "uptodate": [False], "verbosity": 2}
+
+
+def wheel_recipe() -> str:
+    """``recipe=NAME`` on the command line, else the profile's wheel recipe if this
+    checkout has it, else wrapt (the proof recipe) until the TensorFlow recipes land."""
+    chosen = get_var("recipe", None) or os.environ.get("PIFORGE_WHEEL_RECIPE")
+    if chosen:
+        return str(chosen)
+    drvs, _ = _derivations()
+    try:
+        from ..profiles import load_profile
+
+        profile = load_profile(get_var("profile", None))
+    except PiforgeError:
+        return DEFAULT_WHEEL_RECIPE
+    return profile.wheel if profile.wheel and profile.wheel in drvs else DEFAULT_WHEEL_RECIPE
+
+
+def _wheel(name: str) -> Any:
+    drvs, error = _derivations()
+    if error:
+        raise error
+    if name not in drvs:
+        raise StoreError(f"no recipe named '{name}' for the wheel (known: {', '.join(sorted(drvs))})")
+    return _print_path(name)
+
+
+def task_wheel() -> Dict[str, Any]:
+    """Build the wheel of the chosen profile (default: wrapt; recipe=NAME or profile=NAME)."""
+    name = wheel_recipe()
+    drvs, _ = _derivations()
+    return {
+        "actions": [(friendly(_wheel), [name])],
+        "task_dep": [f"realise:{name}"] if name in drvs else [],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def _verify() -> Any:
+    store = _store()
+    entries = store.entries()
+    problems = [problem for path in entries for problem in store.verify(path)]
+    for problem in problems:
+        print(f"corrupt: {problem}", flush=True)
+    if problems:
+        return TaskFailed(f"{len(problems)} problem(s) in {store.root}")
+    print(f"verified {len(entries)} store entr{'y' if len(entries) == 1 else 'ies'} in {store.root}: all intact")
+    return True
+
+
+def task_verify() -> Dict[str, Any]:
+    """Re-hash every store entry against its manifest and name any corrupted file."""
+    return {"actions": [(friendly(_verify),)], "uptodate": [False], "verbosity": 2}
+
+
+def _gc(dry_run: bool) -> None:
+    from ..gc import collect_garbage
+
+    drvs, error = _derivations()
+    if error:
+        raise error   # never collect against a partial view of the recipes
+    removed = collect_garbage(_store(), drvs.values(), dry_run=dry_run)
+    for path in removed:
+        print(f"{'would remove' if dry_run else 'removed'} {path}")
+    print(f"gc: {len(removed)} path(s) {'to remove' if dry_run else 'removed'}")
+
+
+def task_gc() -> Dict[str, Any]:
+    """Remove store entries and cached sources no recipe references (dry=1 to only list)."""
+    dry = str(get_var("dry", "")).lower() in ("1", "true", "yes")
+    return {"actions": [(friendly(_gc), [dry])], "uptodate": [False], "verbosity": 2}

@@ -1,0 +1,63 @@
+"""Run phases on this machine: the builder of a Pi building for itself, and of the
+steps that make other build environments (debootstrap of a rootfs)."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from typing import Any, ClassVar, Dict, List
+
+from ..errors import PrerequisiteError
+from .base import Builder, BuildJob, phase_environment, phase_script, run_logged
+
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def isolation_prefix(network: bool) -> List[str]:
+    """Command prefix giving a phase its own mount namespace and, offline, its own
+    network namespace (only loopback, brought up).
+
+    The mount namespace means whatever a phase mounts (debootstrap mounts proc and sys
+    inside its target) disappears with it, even if it dies half-way. The network
+    namespace is how "builds are offline" is enforced, not just promised. Both need
+    root; without it the phase runs unisolated and the log says so.
+    """
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return []
+    prefix = ["unshare", "--mount", "--propagation", "private"]
+    if network:
+        return prefix + ["--"]
+    return prefix + ["--net", "--", "/bin/sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh"]
+
+
+class NativeBuilder(Builder):
+    """Phases run directly on the host, with a clean environment and a fixed PATH."""
+
+    kind: ClassVar[str] = "native"
+
+    @classmethod
+    def identity(cls, spec: Any) -> Dict[str, Any]:
+        # A native output depends on the host's architecture (and toolchain, which we
+        # cannot fully pin: a Pi building for itself is the use case).
+        return {"kind": cls.kind, "machine": platform.machine(), "options": dict(spec.options)}
+
+    def check_prerequisites(self, job: Any = None) -> None:
+        if shutil.which("bash") is None:
+            raise PrerequisiteError("the native builder needs bash", hint="apt-get install -y bash")
+
+    def run(self, job: BuildJob) -> None:
+        self.check_prerequisites(job)
+        home = job.build_dir / "home"
+        tmp = job.build_dir / "tmp"
+        home.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir(parents=True, exist_ok=True)
+        env = phase_environment(
+            job, src=str(job.src_dir), out=str(job.out_dir), sources=str(job.sources_dir),
+            inputs={name: str(path) for name, path in job.inputs.items()},
+            home=str(home), tmp=str(tmp), path=HOST_PATH)
+        for phase in job.derivation.recipe.phases:
+            prefix = isolation_prefix(phase.network)
+            if not prefix:
+                job.log(f"note: phase {phase.name} runs without namespaces (needs root and unshare)")
+            script = phase_script(phase, str(job.src_dir))
+            run_logged([*prefix, "/bin/bash", "-c", script], job, phase, env=env)

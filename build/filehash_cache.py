@@ -1,0 +1,99 @@
+"""Stat-cached file hashing, as git's index does: (path, size, mtime_ns, inode) -> sha256.
+
+Re-checking a large local source tree then costs one stat per file plus hashing only
+what changed. An entry whose mtime is too close to when it was hashed is not trusted
+later ("racy git": the file could change again within the clock's granularity).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from .hashing import canonical_hash, sha256_file
+from .paths import piforge_home
+
+RACY_SECONDS = 2.0
+Entry = Tuple[int, int, int, str]   # size, mtime_ns, inode, sha256
+
+
+class FileHashCache:
+    """A persistent map from a file's stat signature to its sha256."""
+
+    def __init__(self, path: Optional[Path]) -> None:
+        self.path = path
+        self.entries: Dict[str, Entry] = {}
+        self.hashed = 0      # files actually read (for tests and the benchmark)
+        self._dirty = False
+        if path is not None and path.exists():
+            try:
+                self.entries = {k: tuple(v) for k, v in json.loads(path.read_text()).items()}  # type: ignore[misc]
+            except (ValueError, OSError):
+                self.entries = {}   # a damaged cache is only a slower cache
+
+    @classmethod
+    def default(cls) -> "FileHashCache":
+        return cls(piforge_home() / "filehash-cache.json")
+
+    def sha256(self, path: Path, stat: Optional[os.stat_result] = None) -> str:
+        stat = stat or os.stat(path)
+        key = os.path.abspath(path)
+        known = self.entries.get(key)
+        signature = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if known is not None and tuple(known[:3]) == signature:
+            return known[3]
+        digest = sha256_file(path)
+        self.hashed += 1
+        if time.time() - stat.st_mtime_ns / 1e9 > RACY_SECONDS:
+            self.entries[key] = (*signature, digest)
+            self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        if self.path is None or not self._dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=str(self.path.parent), prefix=".filehash-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self.entries, handle, separators=(",", ":"))
+        os.replace(tmp, self.path)
+        self._dirty = False
+
+
+def tree_listing(directory: Path, cache: FileHashCache) -> List[List[str]]:
+    """Every entry under ``directory`` as [relpath, kind, sha256-or-target], sorted.
+
+    kind is ``f`` (file), ``x`` (executable file) or ``l`` (symlink); empty directories
+    count as ``d``. Other permission bits and times do not change a tree's identity.
+    """
+    listing: List[List[str]] = []
+
+    def walk(current: Path, prefix: str) -> None:
+        with os.scandir(current) as iterator:
+            entries = sorted(iterator, key=lambda e: e.name)
+        if not entries and prefix:
+            listing.append([prefix.rstrip("/"), "d", ""])
+        for entry in entries:
+            relative = prefix + entry.name
+            if entry.is_symlink():
+                listing.append([relative, "l", os.readlink(entry.path)])
+            elif entry.is_dir():
+                walk(Path(entry.path), relative + "/")
+            elif entry.is_file():
+                stat = entry.stat()
+                kind = "x" if stat.st_mode & 0o111 else "f"
+                listing.append([relative, kind, cache.sha256(Path(entry.path), stat)])
+
+    walk(directory, "")
+    return listing
+
+
+def tree_hash(directory: Path, cache: Optional[FileHashCache] = None) -> str:
+    """The sha256 a recipe pins for a local directory source."""
+    cache = cache or FileHashCache(None)
+    digest = canonical_hash(tree_listing(directory, cache))
+    cache.save()
+    return digest
