@@ -1,4 +1,177 @@
-"""doit tasks of the cache area (filled in by its issue)."""
+"""doit tasks of the binary cache: keys, push, pull, and the CI entry point.
+
+    ./piforge cache:keygen [-n NAME]    make an ed25519 key pair (first time: writes piforge.toml)
+    ./piforge cache:push [RECIPE...]    push built store paths and their closures (default: the wheel)
+    ./piforge cache:pull RECIPE...      substitute only: pull from the caches or fail
+    ./piforge ci [targets=a,b]          build or substitute every default target, then push
+"""
 from __future__ import annotations
 
-__all__: list = []
+import socket
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+from doit import get_var
+
+from ..errors import CacheError, PiforgeError
+from ..paths import piforge_home
+from .actions import friendly
+
+__all__ = ["task_cache", "task_ci"]
+
+
+def _log(line: str) -> None:
+    print(f"piforge: {line}", flush=True)
+
+
+def _derivation(name: str) -> Any:
+    from .spine import _derivations
+
+    drvs, error = _derivations()
+    if error:
+        raise error
+    if name not in drvs:
+        raise CacheError(f"no recipe named '{name}' (known: {', '.join(sorted(drvs))})")
+    return drvs[name]
+
+
+def _store() -> Any:
+    from .spine import _store as spine_store
+
+    return spine_store()
+
+
+def default_targets() -> List[str]:
+    """What CI builds and pushes: ``targets=a,b``, else the profile's wheel and wheelhouse."""
+    from .spine import _derivations, wheel_recipe
+
+    chosen = get_var("targets", None)
+    if chosen:
+        return [t for t in str(chosen).split(",") if t]
+    drvs, _ = _derivations()
+    targets = [wheel_recipe()]
+    try:
+        from ..profiles import load_profile
+
+        wheelhouse = load_profile(get_var("profile", None)).wheelhouse
+        if wheelhouse and wheelhouse in drvs and wheelhouse not in targets:
+            targets.append(wheelhouse)
+    except PiforgeError:
+        pass
+    return targets
+
+
+def _keygen(name: str, directory: str) -> None:
+    from ..cache.config import CacheConfig, config_path, load_cache_config, write_cache_config
+    from ..cache.signing import SecretKey
+
+    folder = Path(directory).expanduser() if directory else piforge_home() / "keys"
+    key = SecretKey.generate(name)
+    secret, public = folder / f"{name}.secret", folder / f"{name}.public"
+    key.save(secret, public)
+    spelling = key.public().spelling()
+    print(f"secret key: {secret} (mode 0600; give it only to machines that push, e.g. as a CI secret)")
+    print(f"public key: {spelling}")
+    path = config_path()
+    if not path.exists():
+        write_cache_config(CacheConfig(trusted_keys=(spelling,), signing_key=secret))
+        print(f"wrote {path}: [cache] signing_key and trusted_keys set; add urls/push_url")
+    else:
+        config = load_cache_config()
+        print(f"{path} exists; to use this key add to its [cache] table:")
+        print(f'  signing_key = "{secret}"')
+        print(f"  trusted_keys = {list(config.trusted_keys) + [spelling]}")
+
+
+def _push(recipes: List[str]) -> None:
+    from ..cache.config import load_cache_config
+    from ..cache.push import push_closure
+    from ..cache.remote import open_remote
+    from ..cache.signing import SecretKey
+
+    config = load_cache_config()
+    if not config.push_url:
+        raise CacheError(f"no push_url in the [cache] table of {config.source}",
+                         hint="set push_url (or PIFORGE_CACHE_PUSH_URL)")
+    if config.signing_key is None:
+        raise CacheError(f"no signing_key in the [cache] table of {config.source}",
+                         hint="make one with ./piforge cache:keygen (or set PIFORGE_CACHE_SIGNING_KEY)")
+    key = SecretKey.load(config.signing_key)
+    remote = open_remote(config.push_url)
+    store = _store()
+    for name in recipes or default_targets():
+        report = push_closure(store, _derivation(name), remote, key, log=_log)
+        _log(f"{name}: {len(report.uploaded)} uploaded ({report.bytes_uploaded / 1e6:.1f} MB), "
+             f"{len(report.present)} already in {remote.display}")
+
+
+def _pull(recipes: List[str]) -> None:
+    from ..cache.config import load_cache_config
+    from ..cache.substitute import Substituter
+
+    if not recipes:
+        raise CacheError("cache:pull needs at least one recipe name, e.g. ./piforge cache:pull wrapt")
+    config = load_cache_config()
+    if not config.urls:
+        raise CacheError(f"no cache urls in the [cache] table of {config.source}", hint="set urls = [...]")
+    substituter = Substituter.from_config(config, log=_log)
+    store = _store()
+    for name in recipes:
+        drv = _derivation(name)
+        if not substituter.pull(drv, store):
+            why = "; ".join(substituter.rejections) or "no configured cache has it"
+            raise CacheError(f"{name}: cannot substitute {drv.store_name}: {why}",
+                             hint=f"build it instead: ./piforge build:{name}")
+        print(store.path_of(drv), flush=True)
+
+
+def _ci() -> None:
+    from ..cache.config import load_cache_config
+    from ..realise import realise
+    from .spine import configured_substituters
+
+    targets = default_targets()
+    store = _store()
+    _log(f"ci: targets {', '.join(targets)}; {load_cache_config().describe()}")
+    for name in targets:
+        realise(_derivation(name), store, substituters=configured_substituters(_log))
+    _push(targets)
+
+
+def task_cache() -> Iterator[Dict[str, Any]]:
+    """Binary cache: cache:keygen, cache:push [recipe...], cache:pull recipe..."""
+    yield {"basename": "cache", "name": None, "doc": task_cache.__doc__}
+    yield {
+        "name": "keygen",
+        "doc": "Make an ed25519 signing key pair (-n NAME, --dir DIR); first use writes piforge.toml.",
+        "actions": [(friendly(_keygen),)],
+        "params": [
+            {"name": "name", "short": "n", "long": "name", "type": str,
+             "default": f"{socket.gethostname().split('.')[0] or 'piforge'}-1", "help": "key name"},
+            {"name": "directory", "long": "dir", "type": str, "default": "",
+             "help": "where to write NAME.secret/NAME.public (default: <piforge home>/keys)"},
+        ],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+    yield {
+        "name": "push",
+        "doc": "Push built store paths and their closures (default: the wheel); present ones cost one HEAD.",
+        "actions": [(friendly(_push),)],
+        "pos_arg": "recipes",
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+    yield {
+        "name": "pull",
+        "doc": "Substitute recipes from the configured caches, verified; fail rather than build.",
+        "actions": [(friendly(_pull),)],
+        "pos_arg": "recipes",
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def task_ci() -> Dict[str, Any]:
+    """Build or substitute every default target (targets=a,b to choose), then push them."""
+    return {"actions": [(friendly(_ci),)], "uptodate": [False], "verbosity": 2}
