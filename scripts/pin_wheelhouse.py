@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -43,19 +44,26 @@ paths = ["*.whl", "lock.txt"]
 def resolve(requirements: List[str], no_deps: bool, args: argparse.Namespace) -> List[Dict[str, str]]:
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.json"
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+        # --isolated + PyPI only: a machine's own pip.conf, find-links or local mirrors
+        # must never end up as a recipe's URLs.
+        command = [sys.executable, "-m", "pip", "install", "--isolated", "--index-url", "https://pypi.org/simple",
+                   "--quiet", "--dry-run", "--ignore-installed",
                    "--only-binary=:all:", "--target", str(Path(scratch) / "t"),
                    "--python-version", args.python_version, "--report", str(report)]
         for tag in args.platform_tag:
             command += ["--platform", tag]
         if no_deps:
             command.append("--no-deps")
-        subprocess.run(command + requirements, check=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
+        env["PIP_CONFIG_FILE"] = os.devnull
+        subprocess.run(command + requirements, check=True, env=env)
         data = json.loads(report.read_text())
     wheels = []
     for item in data["install"]:
         info = item["download_info"]
         url = info["url"]
+        if not url.startswith("https://files.pythonhosted.org/"):
+            raise SystemExit(f"pin_wheelhouse: {url} is not a PyPI file URL; refusing to pin it")
         digest = info.get("archive_info", {}).get("hashes", {}).get("sha256") or \
             info.get("archive_info", {}).get("hash", "").replace("sha256=", "")
         wheels.append({"url": url, "sha256": digest, "filename": url.rsplit("/", 1)[-1]})

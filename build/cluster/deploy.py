@@ -296,8 +296,12 @@ def summary(targets: Sequence[Target]) -> str:
     for target in targets:
         for name in target.serves:
             rows.append([name, target.host.spec.transport, target.status,
-                         f"{target.copied / 1e6:.1f} MB", f"{target.seconds:.1f} s", target.detail])
+                         f"{target.copied / 1e6:.1f} MB", f"{target.seconds:.1f} s", _clip(target.detail, 140)])
     return render_table(["host", "via", "result", "copied", "time", "detail"], rows)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def raise_for_failures(targets: Sequence[Target], what: str) -> None:

@@ -87,9 +87,9 @@ import importlib, sys
 for name in sys.argv[1].split(","):
     module = importlib.import_module(name.strip())
     print(name.strip(), getattr(module, "__version__", "?"))
-' "$check" >"$v/piforge-check.log" 2>&1 \
+' "$check" >"$v/piforge-check.out" 2>"$v/piforge-check.log" \
   || { tail -n 3 "$v/piforge-check.log" >&2; fail 9 "check import failed: $check"; }
-cat "$v/piforge-check.log"
+cat "$v/piforge-check.out"
 touch "$v/.piforge-ok"
 old=$(readlink "$pdir/current" 2>/dev/null || true)
 if [ -n "$old" ] && [ "$old" != "$vid" ]; then
