@@ -6,14 +6,15 @@ later ("racy git": the file could change again within the clock's granularity).
 """
 from __future__ import annotations
 
-import json
+import hashlib
+import marshal
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .hashing import canonical_hash, sha256_file
+from .hashing import sha256_file
 from .paths import piforge_home
 
 RACY_SECONDS = 2.0
@@ -29,23 +30,27 @@ class FileHashCache:
         self.hashed = 0      # files actually read (for tests and the benchmark)
         self._dirty = False
         if path is not None and path.exists():
-            try:
-                self.entries = {k: tuple(v) for k, v in json.loads(path.read_text()).items()}  # type: ignore[misc]
-            except (ValueError, OSError):
+            try:   # marshal: the fastest load/dump of plain data, and it runs no code
+                loaded = marshal.loads(path.read_bytes())
+                self.entries = loaded if isinstance(loaded, dict) else {}
+            except (ValueError, EOFError, TypeError, OSError):
                 self.entries = {}   # a damaged cache is only a slower cache
 
     @classmethod
     def default(cls) -> "FileHashCache":
-        return cls(piforge_home() / "filehash-cache.json")
+        return cls(piforge_home() / "filehash-cache.marshal")
 
-    def sha256(self, path: Path, stat: Optional[os.stat_result] = None) -> str:
-        stat = stat or os.stat(path)
-        key = os.path.abspath(path)
-        known = self.entries.get(key)
+    def sha256(self, path: "os.PathLike[str] | str", stat: Optional[os.stat_result] = None) -> str:
+        """sha256 of ``path``; read only if its stat signature is new. Absolute paths
+        are the keys (callers walking a tree pass them already absolute: no Path churn)."""
+        key = path if isinstance(path, str) and path.startswith("/") else os.path.abspath(path)
+        stat = stat or os.stat(key)
         signature = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
-        if known is not None and tuple(known[:3]) == signature:
+        known = self.entries.get(key)
+        if known is not None and known[0] == signature[0] and known[1] == signature[1] \
+                and known[2] == signature[2]:
             return known[3]
-        digest = sha256_file(path)
+        digest = sha256_file(Path(key))
         self.hashed += 1
         if time.time() - stat.st_mtime_ns / 1e9 > RACY_SECONDS:
             self.entries[key] = (*signature, digest)
@@ -57,8 +62,8 @@ class FileHashCache:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=str(self.path.parent), prefix=".filehash-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.entries, handle, separators=(",", ":"))
+        with os.fdopen(fd, "wb") as handle:
+            marshal.dump(self.entries, handle)
         os.replace(tmp, self.path)
         self._dirty = False
 
@@ -71,29 +76,33 @@ def tree_listing(directory: Path, cache: FileHashCache) -> List[List[str]]:
     """
     listing: List[List[str]] = []
 
-    def walk(current: Path, prefix: str) -> None:
+    def walk(current: str, prefix: str) -> None:
+        # Plain strings and DirEntry: per-file cost is one stat and a dict lookup.
         with os.scandir(current) as iterator:
             entries = sorted(iterator, key=lambda e: e.name)
         if not entries and prefix:
-            listing.append([prefix.rstrip("/"), "d", ""])
+            listing.append([prefix[:-1], "d", ""])
         for entry in entries:
             relative = prefix + entry.name
             if entry.is_symlink():
                 listing.append([relative, "l", os.readlink(entry.path)])
             elif entry.is_dir():
-                walk(Path(entry.path), relative + "/")
+                walk(entry.path, relative + "/")
             elif entry.is_file():
                 stat = entry.stat()
                 kind = "x" if stat.st_mode & 0o111 else "f"
-                listing.append([relative, kind, cache.sha256(Path(entry.path), stat)])
+                listing.append([relative, kind, cache.sha256(entry.path, stat)])
 
-    walk(directory, "")
+    walk(os.path.abspath(directory), "")
     return listing
 
 
 def tree_hash(directory: Path, cache: Optional[FileHashCache] = None) -> str:
-    """The sha256 a recipe pins for a local directory source."""
+    """The sha256 a recipe pins for a local directory source: of one line
+    ``KIND SHA256-OR-TARGET RELPATH`` per entry, sorted (like ``sha256sum`` output)."""
     cache = cache or FileHashCache(None)
-    digest = canonical_hash(tree_listing(directory, cache))
+    digest = hashlib.sha256()
+    for relative, kind, value in tree_listing(directory, cache):
+        digest.update(f"{kind} {value} {relative}\n".encode("utf-8", "surrogateescape"))
     cache.save()
-    return digest
+    return digest.hexdigest()

@@ -21,6 +21,8 @@ packages=(
   # an offline dataset for the default training job; numpy + PIL for the dataset
   # derivations' conversion phases (IDX -> .npz, JPEG decoding for cats_vs_dogs)
   dataset-fashion-mnist python3-numpy python3-pil
+  # native builds of Python C extensions (recipes/wrapt-native.toml)
+  gcc python3-dev python3-pip python3-wheel python3-setuptools
   # inspecting outputs
   file unzip zip ca-certificates
 )

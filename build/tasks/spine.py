@@ -43,6 +43,32 @@ def _derivations() -> Tuple[Dict[str, Any], Optional[PiforgeError]]:
     return _loaded[1], _loaded[2]
 
 
+def _valid_derivations() -> Dict[str, Any]:
+    """For actions: the derivations, or the recipe error (friendly() prints it)."""
+    drvs, error = _derivations()
+    if error:
+        raise error
+    return drvs
+
+
+def _names() -> List[str]:
+    """Recipe names to make tasks for. With a broken recipe: every recipe file's stem, so
+    tasks that depend on ``realise:<name>`` (other areas') still resolve and then report
+    the recipe error when run, instead of doit failing on a missing task."""
+    drvs, error = _derivations()
+    if error is None:
+        return list(drvs)
+    from ..paths import recipes_dir
+
+    return sorted(path.stem for path in recipes_dir().glob("*.toml"))
+
+
+def realise_task_dep(name: Optional[str]) -> List[str]:
+    """``task_dep`` for another area's task that needs recipe ``name`` built: empty when
+    no such recipe exists here (the task's action then reports that clearly)."""
+    return [f"realise:{name}"] if name and name in _names() else []
+
+
 def _store() -> Any:
     _derivations()
     assert _loaded is not None
@@ -61,16 +87,12 @@ def configured_substituters(report: Any) -> List[Any]:
 def _realise(name: str) -> None:
     from ..realise import realise, report_stderr
 
-    drvs, error = _derivations()
-    if error:
-        raise error
+    drvs = _valid_derivations()
     realise(drvs[name], _store(), substituters=configured_substituters(report_stderr))
 
 
 def _print_path(name: str) -> Any:
-    drvs, error = _derivations()
-    if error:
-        raise error
+    drvs = _valid_derivations()
     print(_store().require(drvs[name]), flush=True)
 
 
@@ -85,11 +107,11 @@ def task_realise() -> Iterator[Dict[str, Any]]:
     """Build one derivation unless its hash is already in the store (behind build:/wheel)."""
     drvs, _ = _derivations()
     yield {"basename": "realise", "name": None, "doc": task_realise.__doc__}
-    for name, drv in drvs.items():
+    for name in _names():
         yield {
             "name": name,
             "actions": [(friendly(_realise), [name])],
-            "task_dep": [f"realise:{d.name}" for d in drv.inputs],
+            "task_dep": [f"realise:{d.name}" for d in drvs[name].inputs] if name in drvs else [],
             "uptodate": [_is_built(name)],
             "verbosity": 2,
         }
@@ -97,9 +119,8 @@ def task_realise() -> Iterator[Dict[str, Any]]:
 
 def task_build() -> Iterator[Dict[str, Any]]:
     """Build a recipe (build:<recipe>) and print its store path alone on the last line."""
-    drvs, _ = _derivations()
     yield {"basename": "build", "name": None, "doc": task_build.__doc__}
-    for name in drvs:
+    for name in _names():
         yield {
             "name": name,
             "actions": [(friendly(_print_path), [name])],
@@ -110,9 +131,7 @@ def task_build() -> Iterator[Dict[str, Any]]:
 
 
 def _path_or_fail(name: str) -> Any:
-    drvs, error = _derivations()
-    if error:
-        raise error
+    drvs = _valid_derivations()
     store = _store()
     if not store.is_valid(drvs[name]):
         print(f"piforge: {name} is not built ({store.path_of(drvs[name])}); run ./piforge build:{name}",
@@ -124,9 +143,8 @@ def _path_or_fail(name: str) -> Any:
 
 def task_path() -> Iterator[Dict[str, Any]]:
     """Print a recipe's store path (path:<recipe>); fail if it is not built."""
-    drvs, _ = _derivations()
     yield {"basename": "path", "name": None, "doc": task_path.__doc__}
-    for name in drvs:
+    for name in _names():
         yield {"name": name, "actions": [(friendly(_path_or_fail), [name])], "uptodate": [False],
                "verbosity": 2}
 
@@ -134,34 +152,28 @@ def task_path() -> Iterator[Dict[str, Any]]:
 def _plan(name: str) -> None:
     from ..plan import render_plan
 
-    drvs, error = _derivations()
-    if error:
-        raise error
+    drvs = _valid_derivations()
     print(render_plan(drvs[name], _store()), flush=True)
 
 
 def task_plan() -> Iterator[Dict[str, Any]]:
     """Show a recipe's derivation graph (plan:<recipe>): hashes, built/missing, phase scripts."""
-    drvs, _ = _derivations()
     yield {"basename": "plan", "name": None, "doc": task_plan.__doc__}
-    for name in drvs:
+    for name in _names():
         yield {"name": name, "actions": [(friendly(_plan), [name])], "uptodate": [False], "verbosity": 2}
 
 
 def _check(name: str) -> None:
     from ..check import check_reproducible
 
-    drvs, error = _derivations()
-    if error:
-        raise error
+    drvs = _valid_derivations()
     print(check_reproducible(drvs[name], _store()), flush=True)
 
 
 def task_check() -> Iterator[Dict[str, Any]]:
     """Rebuild a recipe (check:<recipe>) and compare bit for bit with its store entry."""
-    drvs, _ = _derivations()
     yield {"basename": "check", "name": None, "doc": task_check.__doc__}
-    for name in drvs:
+    for name in _names():
         yield {"name": name, "actions": [(friendly(_check), [name])], "uptodate": [False], "verbosity": 2}
 
 
@@ -182,9 +194,7 @@ def wheel_recipe() -> str:
 
 
 def _wheel(name: str) -> Any:
-    drvs, error = _derivations()
-    if error:
-        raise error
+    drvs = _valid_derivations()
     if name not in drvs:
         raise StoreError(f"no recipe named '{name}' for the wheel (known: {', '.join(sorted(drvs))})")
     return _print_path(name)
@@ -222,9 +232,7 @@ def task_verify() -> Dict[str, Any]:
 def _gc(dry_run: bool) -> None:
     from ..gc import collect_garbage
 
-    drvs, error = _derivations()
-    if error:
-        raise error   # never collect against a partial view of the recipes
+    drvs = _valid_derivations()   # never collect against a partial view of the recipes
     removed = collect_garbage(_store(), drvs.values(), dry_run=dry_run)
     for path in removed:
         print(f"{'would remove' if dry_run else 'removed'} {path}")

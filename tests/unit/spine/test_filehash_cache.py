@@ -21,7 +21,7 @@ def test_unchanged_files_come_from_the_cache(tmp_path: Path) -> None:
     tree.mkdir()
     for index in range(20):
         old_file(tree / f"f{index}.c", f"int x{index};")
-    cache_file = tmp_path / "cache.json"
+    cache_file = tmp_path / "cache.marshal"
     first = FileHashCache(cache_file)
     digest = tree_hash(tree, first)
     assert first.hashed == 20
@@ -35,7 +35,7 @@ def test_unchanged_files_come_from_the_cache(tmp_path: Path) -> None:
 def test_a_same_size_rewrite_within_the_racy_window_is_rehashed(tmp_path: Path) -> None:
     path = tmp_path / "a.c"
     path.write_text("aaaa")
-    cache = FileHashCache(tmp_path / "cache.json")
+    cache = FileHashCache(tmp_path / "cache.marshal")
     assert cache.sha256(path) == sha256_file(path)
     stat = os.stat(path)
     path.write_text("bbbb")
