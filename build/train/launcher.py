@@ -66,7 +66,7 @@ def train(cluster: Any, job_name: str, overrides: Mapping[str, str], *, say: Say
     hosts = {name: open_host(cluster.host(name)) for name in job.hosts}
     try:
         specs = _stage(job, hosts, tf_configs, data, record, overrides, cluster.profile, say)
-        record.update(status="running")
+        record.update(status="running", spawned=time.time())
         outcome = Supervisor(specs, record, deadlines).run()
         if outcome.status == "succeeded":
             _fetch_model(specs, tf_configs, record, say)

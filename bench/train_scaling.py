@@ -1,0 +1,112 @@
+"""Does a second worker buy throughput? Side by side in one run, on this machine:
+
+- scaling efficiency = throughput(2 workers, each pinned to its own core) /
+  (2 x throughput(1 worker pinned to one core)), at the same per-worker batch
+  (goal >= 0.9; the user's two Pis got ~0.5);
+- launch overhead: from the launcher's start until every worker has run its first
+  training step, minus TensorFlow's import time (goal <= 2 s);
+- peak RSS per worker.
+
+Both runs go through the real launcher (staging, TF_CONFIG, supervision, records) on
+two local hosts whose Python is wrapped in ``taskset -c N``.
+
+    .venv/bin/python bench/train_scaling.py --python /path/to/tf-venv/bin/python \
+        [--batch 2000 --steps 20 --epochs 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from build.cluster.config import load_cluster  # noqa: E402
+from build.train.launcher import train  # noqa: E402
+from build.train.records import load_run  # noqa: E402
+from build.train.report import throughput, write_report  # noqa: E402
+
+PROFILE = "bench"
+
+
+def pinned_host(root: Path, name: str, core: int, python: str) -> Path:
+    """A host home whose deployed python runs pinned to one core."""
+    home = root / name
+    script = home / "venvs" / PROFILE / "current" / "bin" / "python"
+    script.parent.mkdir(parents=True)
+    script.write_text(f'#!/bin/sh\nexec taskset -c {core} {python} "$@"\n')
+    script.chmod(0o755)
+    return home
+
+
+def write_cluster(root: Path, python: str) -> Path:
+    homes = [pinned_host(root, f"core{core}", core, python) for core in (0, 1)]
+    text = f'[cluster]\nname = "bench"\ntransport = "local"\nprofile = "{PROFILE}"\n\n'
+    for core, home in enumerate(homes):
+        text += (f'[[hosts]]\nname = "core{core}"\naddress = "127.0.0.1"\ntf_port = {23460 + core}\n'
+                 f'home = "{home}"\n\n')
+    text += '[jobs.mnist]\nhosts = ["core0", "core1"]\n'
+    path = root / "cluster.toml"
+    path.write_text(text)
+    return path
+
+
+def launch_overhead(run: Dict[str, Any]) -> Optional[float]:
+    """Seconds from the launcher's start to the last worker's first step, minus TF import."""
+    events = run["events"]
+    firsts = [e["t"] for e in events if e["kind"] == "first_step"]
+    imports = [e["seconds"] for e in events if e["kind"] == "tf_imported"]
+    if len(firsts) < run["workers"] or not imports:
+        return None
+    return max(firsts) - run["started"] - max(imports)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--python", required=True, help="a python with TensorFlow (+ tf-keras)")
+    parser.add_argument("--batch", type=int, default=2000, help="per-worker batch (the user's: 2000)")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--dataset", default="fashion_mnist")
+    args = parser.parse_args()
+    if (os.cpu_count() or 1) < 2:
+        print("bench: needs 2 cores", file=sys.stderr)
+        return 2
+    root = Path(tempfile.mkdtemp(prefix="pf-bench-"))
+    os.environ.setdefault("PIFORGE_HOME", str(root / "home"))
+    cluster = load_cluster(write_cluster(root, args.python))
+    params = {"dataset": args.dataset, "batch": str(args.batch), "steps": str(args.steps),
+              "epochs": str(args.epochs), "optimizer": "adam"}
+    runs = {}
+    for workers in (1, 2):
+        result = train(cluster, "mnist", dict(params, workers=str(workers)),
+                       say=lambda line: print(f"bench: {line}", flush=True))
+        runs[workers] = load_run(result.record)
+    single, double = throughput(runs[1]), throughput(runs[2])
+    print("\n== train scaling (MNIST CNN, per-worker batch %d, %d steps x %d epochs, adam)"
+          % (args.batch, args.steps, args.epochs))
+    print(f"1 worker  (core 0):        {single:10,.0f} samples/s")
+    print(f"2 workers (cores 0 and 1): {double:10,.0f} samples/s")
+    if single and double:
+        print(f"scaling efficiency:        {double / (2 * single):10.2f}   (goal >= 0.9; user's Pis ~0.5)")
+    for workers, run in runs.items():
+        overhead = launch_overhead(run)
+        imports = max(e["seconds"] for e in run["events"] if e["kind"] == "tf_imported")
+        print(f"launch overhead, {workers} worker(s): "
+              + ("n/a" if overhead is None else f"{overhead:5.2f} s") + f"  (TF import {imports:.2f} s excluded; goal <= 2 s)")
+    for workers, run in runs.items():
+        rss = {}
+        for event in run["events"]:
+            if "peak_rss_mb" in event:
+                rss[event["host"]] = max(rss.get(event["host"], 0), event["peak_rss_mb"])
+        print(f"peak RSS, {workers} worker(s): " + ", ".join(f"{h} {v:,.0f} MB" for h, v in sorted(rss.items())))
+    report = write_report(",".join(str(run["path"]) for run in runs.values()))
+    print(f"report: {report}/report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

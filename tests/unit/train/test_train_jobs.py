@@ -1,0 +1,133 @@
+"""Job resolution (cluster.toml params + command line), events, chief choice, report maths."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from build.cluster.config import load_cluster
+from build.errors import TrainingError
+from build.train.jobs import JOBKIT, JOBS_DIR, cluster_for, resolve_job
+from build.train.launcher import chief_of
+from build.train.records import RunRecord, find_run, load_run, parse_event
+from build.train.report import throughput, write_report
+
+CLUSTER = """
+[cluster]
+transport = "local"
+[[hosts]]
+name = "a"
+tf_port = 30001
+[[hosts]]
+name = "b"
+tf_port = 30002
+[[hosts]]
+name = "c"
+tf_port = 30003
+[jobs.mnist]
+hosts = ["a", "b", "c"]
+[jobs.mnist.params]
+per_worker_batch = 2000
+steps_per_epoch = 100
+epochs = 20
+[jobs.price]
+hosts = ["a", "b"]
+[jobs.price.params]
+script = "price.py"
+files = ["prices.csv"]
+dataset = ""
+window = 30
+[jobs.nameless]
+hosts = ["a"]
+"""
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    (tmp_path / "price.py").write_text("print('hi')\n")
+    (tmp_path / "prices.csv").write_text("1,2\n")
+    path = tmp_path / "cluster.toml"
+    path.write_text(CLUSTER)
+    return load_cluster(path)
+
+
+def test_builtin_job_merges_aliases_and_overrides_in_order(cluster):
+    job = resolve_job(cluster, "mnist", {"batch": "64", "epochs": "3", "workers": "2", "cluster": "x",
+                                         "dataset": "fashion_mnist"})
+    assert job.script == JOBS_DIR / "mnist.py" and job.files == (JOBKIT,)
+    assert job.hosts == ("a", "b") and job.dataset == "fashion_mnist"
+    assert job.params == {"steps": 100, "batch": "64", "epochs": "3"}
+    assert job.script_argv() == ["steps=100", "batch=64", "epochs=3"]
+
+
+def test_builtin_default_dataset(cluster):
+    assert resolve_job(cluster, "mnist", {}).dataset == "mnist"
+
+
+def test_custom_job_ships_its_script_and_files_relative_to_the_cluster_file(cluster, tmp_path: Path):
+    job = resolve_job(cluster, "price", {"window": "7"})
+    assert job.script == tmp_path / "price.py"
+    assert job.files == (JOBKIT, tmp_path / "prices.csv")
+    assert job.dataset is None and job.params == {"window": "7"}
+
+
+def test_user_mistakes_are_clear(cluster):
+    with pytest.raises(TrainingError, match=r"jobs.nameless.params: script: missing"):
+        resolve_job(cluster, "nameless", {})
+    with pytest.raises(TrainingError, match=r"workers=4: job 'mnist' has 3 host\(s\)"):
+        resolve_job(cluster, "mnist", {"workers": "4"})
+    with pytest.raises(TrainingError, match=r"workers='two'"):
+        resolve_job(cluster, "mnist", {"workers": "two"})
+    with pytest.raises(TrainingError, match=r"script: no such file: .*nope.py"):
+        resolve_job(cluster, "price", {"script": "nope.py"})
+
+
+def test_cluster_cut_to_the_workers_used(cluster):
+    job = resolve_job(cluster, "mnist", {"workers": "2"})
+    assert cluster_for(cluster, job).job("mnist").hosts == ("a", "b")
+    assert cluster.job("mnist").hosts == ("a", "b", "c")
+
+
+def test_parse_event():
+    assert parse_event('PIFORGE_EVENT epoch {"epoch": 1, "loss": 0.5}') == {"kind": "epoch", "epoch": 1, "loss": 0.5}
+    assert parse_event("Epoch 1/3") is None
+    assert parse_event("PIFORGE_EVENT epoch {broken") is None
+
+
+def test_chief_is_the_chief_task_else_worker_zero():
+    workers = {"a": {"task": {"type": "worker", "index": 1}}, "b": {"task": {"type": "worker", "index": 0}}}
+    assert chief_of(workers) == "b"
+    assert chief_of(dict(workers, c={"task": {"type": "chief", "index": 0}})) == "c"
+    assert chief_of({"solo": None}) == "solo"
+
+
+def _fake_run(root: Path, name: str, workers: int, per_host_rate: float) -> Path:
+    record = RunRecord.create(name, root)
+    hosts = [f"h{i}" for i in range(workers)]
+    record.update(job="mnist", run_id=record.path.name, workers=workers, hosts=hosts, status="succeeded",
+                  test_accuracy=0.85, params={"batch": 64})
+    for host in hosts:
+        for epoch, rate in ((1, per_host_rate / 3), (2, per_host_rate), (3, per_host_rate)):
+            record.event(host, {"kind": "epoch", "epoch": epoch, "loss": 1.0 / epoch, "accuracy": 0.5 + epoch / 10,
+                                "step_time": 64 / rate, "samples_per_second": rate, "peak_rss_mb": 900.0})
+    return record.path
+
+
+def test_throughput_ignores_the_tracing_epoch_and_sums_hosts(tmp_path: Path):
+    run = load_run(_fake_run(tmp_path, "r1", 2, 900.0))
+    assert throughput(run) == pytest.approx(1800.0)
+
+
+def test_report_of_two_runs_has_plots_and_efficiency(tmp_path: Path):
+    single = _fake_run(tmp_path, "20260101-000000-mnist-w1", 1, 1000.0)
+    double = _fake_run(tmp_path, "20260101-000100-mnist-w2", 2, 900.0)
+    target = write_report(f"{single.name},{double.name}", root=tmp_path)
+    text = (target / "report.md").read_text()
+    assert "Scaling efficiency: 0.90" in text and "| 0.8500 |" in text
+    for name in ("history.png", "step_time.png", "scaling.png"):
+        assert (target / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert find_run("latest", tmp_path) == double
+    with pytest.raises(TrainingError, match="no run matching 'zzz'"):
+        find_run("zzz", tmp_path)
+    assert json.loads((double / "run.json").read_text())["workers"] == 2
