@@ -99,6 +99,16 @@ class DockerBuilder(Builder):
                                              if path.is_file() else f"missing:{path.name}")
         return identity
 
+    @classmethod
+    def plan_environment(cls, recipe: Any, figures: Optional[preflight.MachineFigures] = None) -> Dict[str, str]:
+        """The variables this builder adds for ``recipe`` on this machine (the Bazel
+        flags), so a plan can show the exact commands: see build.bazel.flags.render_script."""
+        if not dict(recipe.builder.options).get("bazel"):
+            return {}
+        figures = figures or preflight.measure(REPO_ROOT)
+        cpus, ram_mb = preflight.bazel_limits(figures, recipe.resources.cpus)
+        return BazelSettings(container_caches(), cpus, ram_mb, remote_cache_from_environment()).environment()
+
     def check_prerequisites(self, job: Optional[BuildJob] = None) -> None:
         path = dockerfile_path(dict(self.spec.options))
         if path is not None and not path.is_file():
@@ -203,11 +213,9 @@ class DockerBuilder(Builder):
             caches = host_caches(recipe.name, recipe.platform)
             for host, inner in container_mounts(caches).items():
                 volumes[host] = {"bind": inner, "mode": "rw"}
-            cpus, ram_mb = preflight.bazel_limits(preflight.measure(job.build_dir), recipe.resources.cpus)
-            settings = BazelSettings(container_caches(), cpus, ram_mb, remote_cache_from_environment())
-            env.update(settings.environment())
-            job.log(f"--- bazel caches {caches.output_base} (resumable), "
-                    f"--local_cpu_resources={cpus} --local_ram_resources={ram_mb}")
+            bazel_env = self.plan_environment(recipe, preflight.measure(job.build_dir))
+            env.update(bazel_env)
+            job.log(f"--- bazel caches {caches.output_base} (resumable); flags {bazel_env['PIFORGE_BAZEL_FLAGS']}")
         return env, volumes
 
 
