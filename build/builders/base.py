@@ -73,6 +73,17 @@ def phase_environment(job: BuildJob, *, src: str, out: str, sources: str,
     return env
 
 
+def inner_src(job: BuildJob, inner_root: str) -> str:
+    """Where ``job.src_dir`` appears when ``job.build_dir/src`` is mounted at ``inner_root``
+    (chroot, container): builders that move the tree keep its shape below src/."""
+    src_root = job.build_dir / "src"
+    try:
+        relative = job.src_dir.relative_to(src_root)
+    except ValueError:
+        raise BuildError(f"internal: source dir {job.src_dir} is not under {src_root}") from None
+    return inner_root if str(relative) == "." else f"{inner_root}/{relative.as_posix()}"
+
+
 def phase_script(phase: "Phase", cwd: str) -> str:
     """The exact shell text a phase runs (also what ``doit plan:`` shows)."""
     where = '"$PIFORGE_SRC"' if cwd == "$PIFORGE_SRC" else quote(cwd)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional
 
 from ..errors import BuildError, PrerequisiteError
-from .base import Builder, BuildJob, phase_environment, phase_script, quote, run_logged
+from .base import Builder, BuildJob, inner_src, phase_environment, phase_script, quote, run_logged
 
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -89,27 +89,25 @@ class ChrootBuilder(Builder):
         for directory in (upper, work, root):
             directory.mkdir(parents=True, exist_ok=True)
         src_root = job.build_dir / "src"
-        try:
-            relative = job.src_dir.relative_to(src_root)
-        except ValueError:
-            raise BuildError(f"internal: source dir {job.src_dir} is not under {src_root}") from None
-        inner_src = IN_SRC if str(relative) == "." else f"{IN_SRC}/{relative.as_posix()}"
+        src = inner_src(job, IN_SRC)
         (job.build_dir / "home").mkdir(exist_ok=True)
         inputs = {name: f"{IN_INPUTS}/{name}" for name in job.inputs}
-        env = phase_environment(job, src=inner_src, out=IN_OUT, sources=IN_SOURCES, inputs=inputs,
+        env = phase_environment(job, src=src, out=IN_OUT, sources=IN_SOURCES, inputs=inputs,
                                 home=IN_HOME, tmp="/tmp", path=ROOT_PATH)
         for variable in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE"):
             env.setdefault(variable, str(HOST_CA_BUNDLE))
-        binds = [(src_root, IN_SRC), (job.out_dir, IN_OUT), (job.sources_dir, IN_SOURCES),
-                 (job.build_dir / "home", IN_HOME)]
-        binds += [(path, inputs[name]) for name, path in job.inputs.items()]
+        # (host path, path inside, read-only?): sources are hard links into the source
+        # cache and inputs are store entries, so the build must not be able to write them.
+        binds = [(src_root, IN_SRC, False), (job.out_dir, IN_OUT, False),
+                 (job.sources_dir, IN_SOURCES, True), (job.build_dir / "home", IN_HOME, False)]
+        binds += [(path, inputs[name], True) for name, path in job.inputs.items()]
         for phase in job.derivation.recipe.phases:
             setup = self._setup_script(job.base, upper, work, root, binds, network=phase.network)
             argv = ["unshare", "--mount", "--propagation", "private"]
             argv += [] if phase.network else ["--net"]
             argv += ["--", "/bin/sh", "-c", setup, "piforge-chroot", str(root), "/usr/bin/env", "-i"]
             argv += [f"{key}={value}" for key, value in sorted(env.items())]
-            argv += ["/bin/bash", "-c", phase_script(phase, inner_src)]
+            argv += ["/bin/bash", "-c", phase_script(phase, src)]
             run_logged(argv, job, phase, env={"PATH": ROOT_PATH, "LC_ALL": "C.UTF-8"})
 
     @staticmethod
@@ -127,9 +125,11 @@ class ChrootBuilder(Builder):
             f"mount --rbind /dev {r}/dev",
             f"chmod 1777 {r}/tmp",
         ]
-        for host, inner in binds:
+        for host, inner, read_only in binds:
             lines.append(f"mkdir -p {r}{quote(inner)}")
             lines.append(f"mount --bind {quote(str(host))} {r}{quote(inner)}")
+            if read_only:
+                lines.append(f"mount -o remount,bind,ro {r}{quote(inner)}")
         # The host's CAs: pip/curl behind an intercepting proxy (corporate networks, here).
         if HOST_CA_BUNDLE.exists():
             lines.append(f"cp {quote(str(HOST_CA_BUNDLE))} {r}/etc/ssl/certs/ca-certificates.crt")

@@ -5,29 +5,35 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-from typing import Any, ClassVar, Dict, List
+from pathlib import Path
+from typing import Any, ClassVar, Dict, List, Sequence
 
 from ..errors import PrerequisiteError
-from .base import Builder, BuildJob, phase_environment, phase_script, run_logged
+from .base import Builder, BuildJob, phase_environment, phase_script, quote, run_logged
 
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def isolation_prefix(network: bool) -> List[str]:
+def isolation_prefix(network: bool, read_only: Sequence[Path] = ()) -> List[str]:
     """Command prefix giving a phase its own mount namespace and, offline, its own
     network namespace (only loopback, brought up).
 
     The mount namespace means whatever a phase mounts (debootstrap mounts proc and sys
-    inside its target) disappears with it, even if it dies half-way. The network
-    namespace is how "builds are offline" is enforced, not just promised. Both need
-    root; without it the phase runs unisolated and the log says so.
+    inside its target) disappears with it, even if it dies half-way, and lets the
+    ``read_only`` paths (sources hard-linked from the cache, input store entries) be
+    re-mounted read-only for the phase. The network namespace is how "builds are
+    offline" is enforced, not just promised. Both need root; without it the phase runs
+    unisolated and the log says so.
     """
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return []
-    prefix = ["unshare", "--mount", "--propagation", "private"]
-    if network:
-        return prefix + ["--"]
-    return prefix + ["--net", "--", "/bin/sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh"]
+    setup = [f"mount --bind {quote(str(p))} {quote(str(p))} && mount -o remount,bind,ro {quote(str(p))}"
+             for p in read_only]
+    if not network:
+        setup.append("ip link set lo up 2>/dev/null")
+    setup.append('exec "$@"')
+    return ["unshare", "--mount", "--propagation", "private", *([] if network else ["--net"]),
+            "--", "/bin/sh", "-c", "set -e\n" + "\n".join(setup), "sh"]
 
 
 class NativeBuilder(Builder):
@@ -56,7 +62,7 @@ class NativeBuilder(Builder):
             inputs={name: str(path) for name, path in job.inputs.items()},
             home=str(home), tmp=str(tmp), path=HOST_PATH)
         for phase in job.derivation.recipe.phases:
-            prefix = isolation_prefix(phase.network)
+            prefix = isolation_prefix(phase.network, [job.sources_dir, *job.inputs.values()])
             if not prefix:
                 job.log(f"note: phase {phase.name} runs without namespaces (needs root and unshare)")
             script = phase_script(phase, str(job.src_dir))

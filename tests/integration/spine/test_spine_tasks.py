@@ -123,6 +123,31 @@ def test_offline_phases_have_no_network(tmp_path: Path) -> None:
     assert (path / "links").read_text().split() == ["lo:"]
 
 
+def test_inputs_are_read_only_to_a_native_build(tmp_path: Path) -> None:
+    from conftest import require_root
+
+    require_root()
+    home, recipes = tmp_path / "home", tmp_path / "recipes"
+    write_toy(recipes)
+    (recipes / "user.toml").write_text(textwrap.dedent('''
+        name = "user"
+        version = "1"
+        inputs = ["toy"]
+        [builder]
+        kind = "native"
+        [[phases]]
+        name = "use"
+        run = """
+        cat "$PIFORGE_INPUT_TOY/hello.txt" > "$PIFORGE_OUT/copied.txt"
+        if echo x > "$PIFORGE_INPUT_TOY/hello.txt"; then echo yes; else echo no; fi > "$PIFORGE_OUT/could-write"
+        """
+    '''))
+    path = Path(last_line(run_doit("build:user", home=home, recipes=recipes).stdout))
+    assert (path / "copied.txt").read_text() == "hello\n"
+    assert (path / "could-write").read_text() == "no\n"
+    assert "all intact" in run_doit("verify", home=home, recipes=recipes).stdout
+
+
 def test_a_broken_recipe_is_one_clear_line(tmp_path: Path) -> None:
     home, recipes = tmp_path / "home", tmp_path / "recipes"
     write_toy(recipes)
