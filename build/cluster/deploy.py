@@ -217,7 +217,7 @@ def _copy_remote(targets: List[Target], wheelhouse: Wheelhouse, report: Report, 
         receiver = receivers.get(target.host.name)
         if receiver is None:
             continue
-        target.copied = receiver.bytes_done
+        target.copied = receiver.bytes_sent
         if receiver.notes:
             target.detail = "; ".join(sorted(set(receiver.notes)))
         if receiver.error:

@@ -44,6 +44,10 @@ class Chunk:
     size: int
     sha256: str
     local: Path            # the chunk's bytes on the controller
+    file_name: str = ""
+
+    def describe(self) -> str:
+        return f"chunk {self.index} of {self.file_name or self.file_sha[:12]}"
 
 
 class ChunkCache:
@@ -59,7 +63,8 @@ class ChunkCache:
         if not index_file.is_file():
             self._cut(wheel, directory)
         entries = json.loads(index_file.read_text())
-        return [Chunk(wheel.sha256, i, e["size"], e["sha256"], directory / str(i)) for i, e in enumerate(entries)]
+        return [Chunk(wheel.sha256, i, e["size"], e["sha256"], directory / str(i), wheel.name)
+                for i, e in enumerate(entries)]
 
     def _cut(self, wheel: WheelFile, directory: Path) -> None:
         staging = directory.with_name(directory.name + f".tmp{os.getpid()}-{threading.get_ident()}")
@@ -93,8 +98,9 @@ class Receiver:
     needs: List[WheelFile]
     has_chunks: Set[Tuple[str, int]] = field(default_factory=set)   # verified chunks already there
     can_relay: bool = False        # has scp and got the relay known_hosts
-    bytes_done: int = 0
+    bytes_done: int = 0            # present on the host (reused or received)
     bytes_total: int = 0
+    bytes_sent: int = 0            # actually sent in this run
     error: Optional[str] = None
     notes: List[str] = field(default_factory=list)
     done: bool = False
@@ -159,6 +165,7 @@ class FanOut:
                     if key not in receiver.has_chunks:
                         self._deliver(receiver, wheel, chunk)
                         receiver.bytes_done += chunk.size
+                        receiver.bytes_sent += chunk.size
                     with self.changed:
                         receiver.has_chunks.add(key)
                         self.changed.notify_all()
@@ -194,14 +201,14 @@ class FanOut:
     def _direct_hop(self, receiver: Receiver, chunk: Chunk) -> None:
         final = receiver.chunk_path(chunk)
         for attempt in range(1, DIRECT_ATTEMPTS + 1):
-            receiver.host.put_exact(chunk.local, f"{final}.part", timeout=HOP_TIMEOUT)
+            receiver.host.put_exact(chunk.local, f"{final}.part", timeout=HOP_TIMEOUT, what=f"sending {chunk.describe()}")
             self.direct_hops += 1
             result = run_script(receiver.host, VERIFY, [f"{final}.part", final, chunk.sha256], timeout=120)
             if result.ok:
                 return
             if result.returncode != EXIT_HASH_MISMATCH or attempt == DIRECT_ATTEMPTS:
                 result.check()
-            receiver.notes.append(f"chunk {chunk.index} of {chunk.file_sha[:12]} arrived corrupted; re-sent")
+            receiver.notes.append(f"{chunk.describe()} arrived corrupted; re-sent")
 
     def _relay_hop(self, sender: Receiver, receiver: Receiver, chunk: Chunk) -> None:
         final = receiver.chunk_path(chunk)

@@ -108,11 +108,13 @@ def task_cluster() -> Iterator[Dict[str, Any]]:
 
 # -- deploy / rollback ---------------------------------------------------------------------
 def _wheelhouse_recipe() -> Optional[str]:
+    """The recipe `deploy` depends on; None when unknown (the action then reports why)."""
+    from ..paths import recipes_dir
     try:
-        cluster = selected_cluster()
-        return str(selected_profile(cluster).wheelhouse)
+        name = str(selected_profile(selected_cluster()).wheelhouse)
     except PiforgeError:
-        return None   # the action reports it
+        return None
+    return name if (recipes_dir() / f"{name}.toml").is_file() else None
 
 
 def _deploy() -> None:

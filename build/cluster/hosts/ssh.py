@@ -168,9 +168,9 @@ class SshHost(Host):
             if partial.exists():
                 partial.unlink()
 
-    def put_exact(self, local: Path, remote: str, *, timeout: float = 600.0) -> None:
+    def put_exact(self, local: Path, remote: str, *, timeout: float = 600.0, what: str = "") -> None:
         """Copy to exactly ``remote`` (its directory must exist); the caller verifies and renames."""
-        self._scp([str(local), self._remote_path(remote)], timeout, f"copy {Path(local).name}")
+        self._scp([str(local), self._remote_path(remote)], timeout, what or f"copy {Path(local).name}")
 
     def _scp(self, paths: List[str], timeout: float, what: str) -> None:
         try:

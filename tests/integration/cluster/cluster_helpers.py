@@ -1,0 +1,54 @@
+"""Helpers of the cluster integration tests (run doit, make profiles, ask hosts)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, Optional
+
+from build.cluster.config import HostSpec
+from build.cluster.hosts import open_host
+from build.profiles import Profile
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+
+
+def doit(*args: str, home: Path, recipes: Path, extra_env: Dict[str, str] = {},
+         check: bool = True, timeout: int = 2400) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PIFORGE_HOME=str(home), PIFORGE_RECIPES=str(recipes), PYTHONPATH=str(REPO),
+               **extra_env)
+    result = subprocess.run([sys.executable, "-m", "doit", *args], cwd=str(REPO), env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"doit {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_profile(name: str = "test", check_import: str = "wrapt, six", host_python: str = "/usr/bin/python3",
+                 platform: str = "linux/x86_64", python: str = "3.11") -> Profile:
+    return Profile(name=name, description="test profile", os="debian-12", platform=platform, python=python,
+                   tensorflow="none", wheelhouse="wheelhouse-test-x86", host_python=host_python,
+                   check_import=check_import, job_env={"PIFORGE_TEST_ENV": "1"})
+
+
+def imports_on(spec: HostSpec, profile: str, code: str) -> str:
+    """Run ``code`` with the host's deployed venv python; its stdout."""
+    with open_host(spec) as host:
+        return host.run([host.venv_python(profile), "-c", code], timeout=300).stdout.strip()
+
+
+def current_of(spec: HostSpec, profile: str) -> Optional[str]:
+    """Where the host's ``current`` symlink points (None if there is none)."""
+    with open_host(spec) as host:
+        result = host.run(["readlink", f"{host.profile_dir(profile)}/current"], timeout=60, check=False)
+        return result.stdout.strip() or None
+
+
+def cluster_of(sim, directory: Path, *, profile: str = "test", hosts=None):  # type: ignore[no-untyped-def]
+    """Write a cluster.toml for ``sim``'s hosts (all, or ``hosts``) and load it."""
+    from build.cluster.config import load_cluster
+    path = directory / "cluster.toml"
+    path.write_text(sim.cluster_toml(profile=profile, hosts=hosts))
+    return load_cluster(path)
