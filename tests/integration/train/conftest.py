@@ -1,0 +1,193 @@
+"""Fixtures of the training tests: real TensorFlow environments and simulated hosts.
+
+TensorFlow comes in two pinned environments, built once per CI run into the shared test
+home: the `local` profile (Python 3.11, tensorflow-cpu 2.21 + tf-keras) and the user's
+own version (`local-py38-tf2.2`: Python 3.8, tensorflow-cpu 2.2.0 and the pins that make
+it import). A test host is a directory laid out as `doit deploy` leaves one:
+``<home>/venvs/<profile>/current -> venv``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+PY38 = "/root/.pyenv/versions/3.8.18/bin/python"
+TF_ENVIRONMENTS: Dict[str, Dict[str, object]] = {
+    "local": {"python": "python3",
+              "packages": ["tensorflow-cpu==2.21.0"], "no_deps": ["tf-keras==2.21.0"]},
+    "local-py38-tf2.2": {"python": PY38,
+                         "packages": ["tensorflow-cpu==2.2.0", "protobuf==3.20.3", "numpy==1.18.5",
+                                      "gast==0.3.3", "h5py==2.10.0"], "no_deps": []},
+}
+
+
+def _build_venv(target: Path, spec: Dict[str, object]) -> None:
+    python = shutil.which(str(spec["python"])) or str(spec["python"])
+    if not Path(python).exists():
+        pytest.fail(f"{python} missing: the TF 2.2 tests need Python 3.8 under pyenv")
+    partial = target.with_name(target.name + f".part-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    subprocess.run([python, "-m", "venv", str(partial)], check=True)
+    pip = [str(partial / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    print(f"\n[train fixtures] installing {spec['packages']} into {target} (once per test home)", flush=True)
+    subprocess.run(pip + list(spec["packages"]), check=True)  # type: ignore[arg-type]
+    if spec["no_deps"]:
+        subprocess.run(pip + ["--no-deps"] + list(spec["no_deps"]), check=True)  # type: ignore[arg-type]
+    subprocess.run([str(partial / "bin" / "python"), "-c", "import tensorflow"], check=True)
+    os.replace(partial, target)  # a venv finds its prefix from its python's location
+
+
+@pytest.fixture(scope="session")
+def tf_venvs(shared_home: Path) -> Dict[str, Path]:
+    """profile name -> a venv directory with that profile's TensorFlow (built once)."""
+    root = shared_home / "train-venvs"
+    root.mkdir(parents=True, exist_ok=True)
+    venvs = {}
+    for name, spec in TF_ENVIRONMENTS.items():
+        target = root / name
+        if not (target / "bin" / "python").exists():
+            _build_venv(target, spec)
+        venvs[name] = target
+    return venvs
+
+
+class TestCluster:
+    """Writes cluster files whose hosts are directories laid out as `doit deploy` leaves them."""
+
+    def __init__(self, root: Path, venvs: Dict[str, Path]) -> None:
+        self.root = root
+        self.venvs = venvs
+
+    def host_home(self, name: str, profile: str, wrapper: Optional[str] = None) -> Path:
+        """``<home>/venvs/<profile>/current`` is the profile's venv, or a directory whose
+        bin/python runs it through ``wrapper`` (e.g. ``ip netns exec pft-a``)."""
+        home = self.root / "hosts" / name
+        current = home / "venvs" / profile / "current"
+        current.parent.mkdir(parents=True, exist_ok=True)
+        venv = self.venvs[profile]
+        if wrapper is None:
+            current.symlink_to(venv)
+        else:
+            (current / "bin").mkdir(parents=True)
+            script = current / "bin" / "python"
+            script.write_text(f'#!/bin/sh\nexec {wrapper} {venv}/bin/python "$@"\n')
+            script.chmod(0o755)
+        return home
+
+    def write(self, jobs: str, *, profile: str = "local", hosts: int = 2,
+              addresses: Optional[List[str]] = None, wrappers: Optional[List[str]] = None) -> Path:
+        lines = ["[cluster]", 'name = "test"', 'transport = "local"', f'profile = "{profile}"', ""]
+        for index in range(hosts):
+            name = f"h{index}"
+            home = self.host_home(name, profile, wrappers[index] if wrappers else None)
+            address = addresses[index] if addresses else "127.0.0.1"
+            lines += ["[[hosts]]", f'name = "{name}"', f'address = "{address}"',
+                      f"tf_port = {free_port()}", f'home = "{home}"', ""]
+        path = self.root / "cluster.toml"
+        path.write_text("\n".join(lines) + textwrap.dedent(jobs), encoding="utf-8")
+        return path
+
+
+@pytest.fixture
+def test_cluster(tmp_path: Path, tf_venvs: Dict[str, Path], piforge_home: Path) -> TestCluster:
+    return TestCluster(tmp_path, tf_venvs)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def piforge_command(*args: str) -> List[str]:
+    """`./piforge ARGS` without the venv check: doit under this interpreter."""
+    return [sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), *args]
+
+
+@pytest.fixture
+def start_piforge(piforge_home: Path):  # type: ignore[no-untyped-def]
+    """Start `./piforge ARGS` in the background (for faults injected mid-run)."""
+
+    def start(*args: str) -> "subprocess.Popen[str]":
+        env = dict(os.environ, PIFORGE_HOME=str(piforge_home), PYTHONPATH=str(REPO))
+        return subprocess.Popen(piforge_command(*args), cwd=str(REPO), env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    return start
+
+
+@pytest.fixture
+def run_piforge(piforge_home: Path):  # type: ignore[no-untyped-def]
+    """Run `./piforge ARGS` (doit) in a subprocess; returns (returncode, output, seconds)."""
+    import time
+
+    def run(*args: str, timeout: float = 600) -> "subprocess.CompletedProcess[str]":
+        env = dict(os.environ, PIFORGE_HOME=str(piforge_home), PYTHONPATH=str(REPO))
+        started = time.monotonic()
+        result = subprocess.run(piforge_command(*args), cwd=str(REPO), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        result.seconds = time.monotonic() - started  # type: ignore[attr-defined]
+        print(result.stdout[-6000:])
+        return result
+
+    return run
+
+
+def write_pet_images(zip_path: Path, per_class: int = 60) -> None:
+    """A small PetImages archive like Microsoft's: cats reddish, dogs bluish (learnable),
+    plus the two kinds of bad file the real set has: no JFIF header, and a truncated JPEG."""
+    import io
+    import random
+    import zipfile
+
+    from PIL import Image
+
+    rng = random.Random(7)
+
+    def jpeg(base: tuple) -> bytes:
+        image = Image.new("RGB", (80, 60))
+        image.putdata([tuple(max(0, min(255, c + rng.randint(-60, 60))) for c in base) for _ in range(80 * 60)])
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=85)
+        return buffer.getvalue()
+
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for index in range(per_class):
+            archive.writestr(f"PetImages/Cat/{index}.jpg", jpeg((170, 80, 60)))
+            archive.writestr(f"PetImages/Dog/{index}.jpg", jpeg((60, 90, 170)))
+        archive.writestr(f"PetImages/Cat/{per_class}.jpg", jpeg((170, 80, 60))[:700])  # truncated
+        archive.writestr(f"PetImages/Dog/{per_class}.jpg", b"\x89PNG\r\n\x1a\n not a jpeg at all")
+        archive.writestr("PetImages/Cat/Thumbs.db", b"\0" * 64)
+
+
+@pytest.fixture
+def cats_dataset(tmp_path: Path, piforge_home: Path) -> Path:
+    """The real dataset-cats-vs-dogs recipe, its source swapped for a generated archive,
+    built into the store; returns the .npz the jobs read."""
+    import dataclasses
+
+    from build.derivation import derive
+    from build.hashing import sha256_file
+    from build.realise import realise
+    from build.recipe import RecipeSet, Source, load_recipes
+
+    archive = tmp_path / "pets.zip"
+    write_pet_images(archive)
+    recipes = load_recipes()
+    real = recipes["dataset-cats-vs-dogs"]
+    source = Source(urls=(str(archive),), sha256=sha256_file(archive), filename=real.sources[0].filename,
+                    unpack=False)
+    name = "dataset-cats-vs-dogs"
+    swapped = RecipeSet({**{n: recipes[n] for n in recipes}, name: dataclasses.replace(real, sources=(source,))},
+                        recipes.directory)
+    return realise(derive(swapped, name)) / "cats_vs_dogs.npz"

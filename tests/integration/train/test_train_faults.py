@@ -1,0 +1,118 @@
+"""Fault handling with real TensorFlow workers: a worker killed with SIGKILL mid-training,
+a peer that never comes up, and a user's own script job run like the built-in ones.
+Each failure stops the whole job quickly, non-zero, names the cause, keeps the logs and
+leaves no TF port open."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+HERE = Path(__file__).resolve().parent
+LONG = ("dataset=fashion_mnist", "optimizer=adam", "epochs=50", "steps=40", "batch=64")
+
+
+def wait_for_event(piforge_home: Path, kind: str, timeout: float = 180) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for events in (piforge_home / "runs").glob("*/events.jsonl"):
+            if any(json.loads(line)["kind"] == kind for line in events.read_text().splitlines() if line):
+                return events.parent
+        time.sleep(0.5)
+    raise AssertionError(f"no {kind} event within {timeout} s")
+
+
+def worker_pids(host_home: Path) -> List[int]:
+    """Processes whose working directory is under a host's workdir (its workers)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if os.readlink(proc / "cwd").startswith(str(host_home)):
+                    pids.append(int(proc.name))
+            except OSError:
+                pass
+    return pids
+
+
+def ports_of(cluster: Path) -> List[int]:
+    return [int(line.split("=")[1]) for line in cluster.read_text().splitlines() if line.startswith("tf_port")]
+
+
+def assert_ports_free(ports: List[int]) -> None:
+    for port in ports:
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+
+
+def finish(process: subprocess.Popen, timeout: float = 60) -> str:
+    out, _ = process.communicate(timeout=timeout)
+    print(out[-5000:])
+    return out
+
+
+def test_sigkill_of_one_worker_stops_the_job(test_cluster, piforge_home: Path, start_piforge):
+    cluster = test_cluster.write('[jobs.mnist]\nhosts = ["h0", "h1"]\n')
+    process = start_piforge("train:mnist", f"cluster={cluster}", *LONG)
+    run = wait_for_event(piforge_home, "epoch")
+    (victim,) = worker_pids(test_cluster.root / "hosts" / "h1")
+    os.kill(victim, signal.SIGKILL)
+    killed = time.monotonic()
+    out = finish(process)
+    assert time.monotonic() - killed < 30
+    assert process.returncode != 0
+    assert "worker on h1 killed by signal 9 (SIGKILL)" in out
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "failed" and info["failed_host"] == "h1"
+    assert "Epoch 1/" in (run / "logs" / "h0.log").read_text()
+    assert info["busy_ports"] == [] and worker_pids(test_cluster.root / "hosts") == []
+    assert_ports_free(ports_of(cluster))
+
+
+def test_peer_that_never_starts_fails_the_job_at_the_deadline(test_cluster, run_piforge, piforge_home: Path):
+    (test_cluster.root / "prices.csv").write_text("1,5\n2,8\n")
+    cluster = test_cluster.write(f'''
+        [jobs.price]
+        hosts = ["h0", "h1"]
+        [jobs.price.params]
+        script = "{HERE / 'jobs' / 'price_job.py'}"
+        files = ["prices.csv"]
+        hang_worker = 1
+    ''')
+    result = run_piforge("train:price", f"cluster={cluster}", "startup_timeout=25")
+    assert result.returncode != 0
+    assert "startup deadline: h1 did not come up within 25 s" in result.stdout
+    assert "every worker was stopped" in result.stdout
+    (run,) = (piforge_home / "runs").iterdir()
+    assert "hangs before TensorFlow starts" in (run / "logs" / "h1.log").read_text()
+    assert_ports_free(ports_of(cluster))
+
+
+def test_custom_script_job_from_cluster_toml(test_cluster, run_piforge):
+    rows = "\n".join(f"{x / 10:.1f},{3 * x / 10 + 2:.2f}" for x in range(-20, 20))
+    (test_cluster.root / "prices.csv").write_text(rows + "\n")
+    cluster = test_cluster.write(f'''
+        [jobs.price]
+        description = "a user's own script"
+        hosts = ["h0", "h1"]
+        [jobs.price.params]
+        script = "{HERE / 'jobs' / 'price_job.py'}"
+        files = ["prices.csv"]
+        epochs = 4
+    ''')
+    result = run_piforge("train:price", f"cluster={cluster}", "epochs=6")
+    assert result.returncode == 0, result.stdout
+    for worker in ("h0 | worker 0", "h1 | worker 1"):
+        line = next(l for l in result.stdout.splitlines() if worker in l)
+        weight = float(line.split("= ")[1].split(" *")[0])
+        assert abs(weight - 3.0) < 0.3, line
+    assert result.stdout.count("Epoch 6/6") == 2
