@@ -1,0 +1,76 @@
+"""The user's story end to end, through doit: CI builds the wrapt wheel and pushes it
+(with its closure) to a real nginx; a machine with an empty store then runs `build:`
+and gets the very same bytes from the cache without running any builder.
+
+RECIPE is the native wrapt variant: the arm64 chroot recipe (recipes/wrapt.toml) was
+still changing while this was written; the cache path is the same for both (the chroot
+one would additionally prove the rootfs is not needed on the pulling machine).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from build.cache.config import CacheConfig, write_cache_config
+from build.cache.signing import SecretKey
+from build.derivation import derive
+from build.recipe import load_recipes
+from build.store import Store
+from tests.conftest import require_root
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[3]
+RECIPE = "wrapt-native"
+
+
+def doit(*args: str, home: Path, config: Path, timeout: int = 1500) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PIFORGE_HOME=str(home), PIFORGE_CONFIG=str(config), PYTHONPATH=str(REPO),
+               PIFORGE_RECIPES=str(REPO / "recipes"))
+    result = subprocess.run([sys.executable, "-m", "doit", *args], cwd=str(REPO), env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    assert result.returncode == 0, f"doit {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def files_of(path: Path) -> Dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file() and p.name != "manifest.json"}
+
+
+def test_wrapt_pushed_by_ci_is_substituted_byte_identical_without_building(shared_home, tmp_path, dav) -> None:
+    require_root()   # builds run in private namespaces
+    key = SecretKey.generate("ci-test")
+    key.save(tmp_path / "ci.secret", tmp_path / "ci.public")
+    cache = dav.url + "/piforge"
+    ci_config = write_cache_config(CacheConfig(push_url=cache, signing_key=tmp_path / "ci.secret"),
+                                   tmp_path / "ci.toml")   # builds, never pulls: it is the source
+    user_config = write_cache_config(CacheConfig(urls=(cache,), trusted_keys=(key.public().spelling(),)),
+                                     tmp_path / "user.toml")
+
+    # CI: build (the shared test home keeps the arm64 rootfs across tests) and push the closure.
+    built = Path(doit(f"build:{RECIPE}", home=shared_home, config=ci_config).stdout.splitlines()[-1])
+    pushed = doit("cache:push", RECIPE, home=shared_home, config=ci_config).stdout
+    assert f"{RECIPE}: " in pushed
+    again = doit("cache:push", RECIPE, home=shared_home, config=ci_config).stdout
+    assert "0 uploaded" in again and "already in" in again
+
+    # A fresh machine: empty store, the same recipes.
+    fresh = tmp_path / "fresh-home"
+    result = doit(f"build:{RECIPE}", home=fresh, config=user_config)
+    pulled = Path(result.stdout.splitlines()[-1])
+    assert "building with" not in result.stderr and "substituted" in result.stderr, result.stderr
+    assert not (fresh / "build").exists()   # no build directory was ever made: no builder ran
+    drv = derive(load_recipes(REPO / "recipes"), RECIPE)
+    store = Store(fresh / "store")
+    assert [p.name for p in store.entries()] == [drv.store_name]
+    assert pulled == store.path_of(drv) and store.verify(pulled) == []
+    assert files_of(pulled) == files_of(built)
+    assert store.manifest(pulled)["files"] == Store(shared_home / "store").manifest(built)["files"]
+    wheel = next(pulled.glob("wrapt-1.12.1-cp3*-linux_*.whl"))
+    assert wheel.stat().st_size > 10000
