@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import ConfigError
 from ..paths import piforge_home
@@ -121,3 +121,10 @@ def write_cache_config(config: CacheConfig, path: Optional[Path] = None) -> Path
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def bazel_remote_cache(environ: Optional[Dict[str, str]] = None) -> Optional[str]:
+    """The HTTP remote cache Bazel builds should use: ``$PIFORGE_BAZEL_REMOTE_CACHE``,
+    else the [cache] table's (``bazel_remote_cache``, or ``<push_url>/bazel``)."""
+    value = (environ if environ is not None else os.environ).get("PIFORGE_BAZEL_REMOTE_CACHE", "").strip()
+    return value or load_cache_config().bazel_cache_url()

@@ -74,3 +74,13 @@ def test_unreachable_cache_is_a_cache_error_without_credentials() -> None:
     with pytest.raises(CacheError, match="cannot reach") as error:
         remote.head("x.json")
     assert "hunter2" not in str(error.value)
+
+
+def test_bazel_remote_cache_from_environment_else_config(piforge_home: Path) -> None:
+    from build.cache.config import bazel_remote_cache
+    assert bazel_remote_cache({}) is None
+    write_cache_config(CacheConfig(urls=("file:///srv/c", "http://127.0.0.1:9/c/"),))
+    assert bazel_remote_cache({}) == "http://127.0.0.1:9/c/bazel"
+    write_cache_config(CacheConfig(push_url="http://127.0.0.1:9/p", bazel_remote_cache="http://127.0.0.1:9/b"))
+    assert bazel_remote_cache({}) == "http://127.0.0.1:9/b"
+    assert bazel_remote_cache({"PIFORGE_BAZEL_REMOTE_CACHE": "http://x/y"}) == "http://x/y"
