@@ -44,13 +44,14 @@ def stop_on_hangup(command: str) -> str:
     """Wrap a remote command so it is killed when the ssh connection closes.
 
     sshd does not signal a non-tty command when the client goes away; a watcher reading
-    the session's stdin sees EOF then and terminates the command. Without this a
-    killed training run would leave workers running on every Pi.
+    the session's stdin sees EOF then and terminates the command's whole process group
+    (setsid gives it one). Without this a killed training run would leave workers
+    running on every Pi.
     """
     inner = shlex.quote(command)
     return ("exec 3<&0 </dev/null; "
-            f"sh -c {inner} & p=$!; "
-            "(cat <&3 >/dev/null 2>&1; kill -TERM $p 2>/dev/null) >/dev/null 2>&1 & w=$!; "
+            f"setsid sh -c {inner} & p=$!; "
+            "(cat <&3 >/dev/null 2>&1; kill -TERM -- -$p 2>/dev/null) >/dev/null 2>&1 & w=$!; "
             "exec 3<&-; wait $p; s=$?; kill $w 2>/dev/null; exit $s")
 
 
