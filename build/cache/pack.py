@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import queue
 import stat
 import tarfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Iterable, Iterator, List, Mapping, Optional, Tuple
@@ -25,6 +27,7 @@ from ..errors import ArtifactRejectedError, CacheError
 FIXED_MTIME = 315532800
 CHUNK = 1 << 20
 ZSTD_LEVEL = 3
+THREADED_HASH_MIN = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -248,14 +251,33 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path,
         raise ArtifactRejectedError(f"{what}: {name} is {member.size} bytes, the signed metadata says {promise.get('size')}")
     handle = tar.extractfile(member)
     assert handle is not None
-    digest = hashlib.sha256()
     with open(target, "wb") as out:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-            out.write(block)
+        digest = _copy_hashing(handle, out, member.size)
     if digest.hexdigest() != promise.get("sha256"):
         raise ArtifactRejectedError(f"{what}: {name}: sha256 {digest.hexdigest()} does not match the signed metadata ({promise.get('sha256')})")
     os.chmod(target, int(promise.get("mode", 0o644)) & 0o7777)
+
+
+def _copy_hashing(source: BinaryIO, out: BinaryIO, size: int) -> "hashlib._Hash":
+    """Copy while hashing; for big files the hash runs in a second thread (hashlib
+    releases the GIL), so it overlaps decompression and the write on another core."""
+    digest = hashlib.sha256()
+    if size < THREADED_HASH_MIN:
+        for block in iter(lambda: source.read(CHUNK), b""):
+            digest.update(block)
+            out.write(block)
+        return digest
+    blocks: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=8)
+    hasher = threading.Thread(target=lambda: [digest.update(b) for b in iter(blocks.get, None)], daemon=True)
+    hasher.start()
+    try:
+        for block in iter(lambda: source.read(CHUNK), b""):
+            blocks.put(block)
+            out.write(block)
+    finally:
+        blocks.put(None)
+        hasher.join()
+    return digest
 
 
 def _special_mode(member: tarfile.TarInfo) -> int:

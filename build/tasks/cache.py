@@ -154,22 +154,11 @@ def task_cache() -> Iterator[Dict[str, Any]]:
         "uptodate": [False],
         "verbosity": 2,
     }
-    yield {
-        "name": "push",
-        "doc": "Push built store paths and their closures (default: the wheel); present ones cost one HEAD.",
-        "actions": [(friendly(_push),)],
-        "pos_arg": "recipes",
-        "uptodate": [False],
-        "verbosity": 2,
-    }
-    yield {
-        "name": "pull",
-        "doc": "Substitute recipes from the configured caches, verified; fail rather than build.",
-        "actions": [(friendly(_pull),)],
-        "pos_arg": "recipes",
-        "uptodate": [False],
-        "verbosity": 2,
-    }
+    for name, doc, action in (
+            ("push", "Push built store paths and their closures (default: the wheel); present ones cost one HEAD.", _push),
+            ("pull", "Substitute recipes from the configured caches, verified; fail rather than build.", _pull)):
+        yield {"name": name, "doc": doc, "actions": [(friendly(action),)], "pos_arg": "recipes",
+               "uptodate": [False], "verbosity": 2}
 
 
 def task_ci() -> Dict[str, Any]:
