@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -40,6 +41,7 @@ CA_IN_CONTAINER = "/etc/ssl/certs/ca-certificates.crt"
 IN_SRC, IN_OUT, IN_SOURCES, IN_INPUTS, IN_HOME = (
     "/piforge/src", "/piforge/out", "/piforge/sources", "/piforge/inputs", "/piforge/home")
 LABEL = "piforge.derivation"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ENGINE_HINT = ("start a Docker engine (e.g. `sudo systemctl start docker`, or "
                "`sudo dockerd --iptables=false --bridge=none &`) or point DOCKER_HOST at one "
                "(DOCKER_HOST=unix:///run/piforge-dockerd.sock)")
@@ -162,9 +164,10 @@ class DockerBuilder(Builder):
                                   rm=True, forcerm=True, pull=False, decode=True,
                                   network_mode=network, tag=out_tag,
                                   labels={LABEL: job.derivation.hash})
+        splitter = _LineSplitter()
         for chunk in stream:
-            if "stream" in chunk:
-                for line in str(chunk["stream"]).splitlines():
+            if "stream" in chunk:   # stderr arrives colour-coded and cut mid-line
+                for line in splitter.feed(ANSI.sub("", str(chunk["stream"])).encode()):
                     if line.strip():
                         job.log(line)
                         if line.startswith("Successfully built "):
