@@ -98,7 +98,7 @@ def test_a_second_run_rebuilds_nothing_and_a_comment_changes_nothing(arm: Tuple[
     try:
         recipe.write_text("# a comment that changes nothing\n" + original.replace("\n\n", "\n\n# more\n", 1))
         assert last_line(run_doit("path:wrapt", home=home, recipes=recipes).stdout) == first
-        recipe.write_text(original.replace('CFLAGS = "-O2"', 'CFLAGS = "-O1"'))
+        recipe.write_text(original.replace('CFLAGS = "-O2', 'CFLAGS = "-O1'))
         changed = run_doit("path:wrapt", home=home, recipes=recipes, check=False)
         assert changed.returncode != 0 and "not built" in changed.stderr
         assert "== wrapt 1.12.1  [missing" in run_doit("plan:wrapt", home=home, recipes=recipes).stdout
@@ -114,7 +114,7 @@ def test_changing_a_build_flag_rebuilds(arm: Tuple[Path, Path], tmp_path: Path) 
     recipe = recipes / "wrapt-native.toml"
     original = recipe.read_text()
     try:
-        recipe.write_text(original.replace('CFLAGS = "-O2"', 'CFLAGS = "-O1"'))
+        recipe.write_text(original.replace('CFLAGS = "-O2', 'CFLAGS = "-O1'))
         second = run_doit("build:wrapt-native", home=home, recipes=recipes)
         assert "building with native" in second.stderr
         assert Path(last_line(second.stdout)) != first
