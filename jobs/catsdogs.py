@@ -55,11 +55,7 @@ def main() -> None:
                                seed=params["seed"])
     with strategy.scope():
         model = build_model(tf, size, kit.make_optimizer(params["optimizer"], params["lr"]))
-    model.fit(train, epochs=params["epochs"], steps_per_epoch=params["steps"], verbose=2,
-              callbacks=[kit.history_callback(params["batch"], params["steps"])])
-    accuracy = kit.test_accuracy(model, arrays["x_test"], arrays["y_test"], to_float,
-                                 lambda scores: (scores > 0.5).astype("int64"))
-    kit.finish(model, worker, accuracy, params["model_dir"])
+    kit.fit_evaluate_save(model, train, params, worker, arrays, to_float, lambda scores: (scores > 0.5).astype("int64"))
 
 
 if __name__ == "__main__":

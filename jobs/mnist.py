@@ -51,11 +51,7 @@ def main() -> None:
                                seed=params["seed"])
     with strategy.scope():
         model = build_model(tf, kit.make_optimizer(params["optimizer"], params["lr"]))
-    model.fit(train, epochs=params["epochs"], steps_per_epoch=params["steps"], verbose=2,
-              callbacks=[kit.history_callback(params["batch"], params["steps"])])
-    accuracy = kit.test_accuracy(model, arrays["x_test"], arrays["y_test"], to_float,
-                                 lambda logits: logits.argmax(axis=-1))
-    kit.finish(model, worker, accuracy, params["model_dir"])
+    kit.fit_evaluate_save(model, train, params, worker, arrays, to_float, lambda logits: logits.argmax(axis=-1))
 
 
 if __name__ == "__main__":

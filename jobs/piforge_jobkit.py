@@ -198,6 +198,16 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)  # KiB on Linux
 
 
+def fit_evaluate_save(model: Any, dataset: Any, params: Dict[str, Any], worker: Worker,
+                      arrays: Dict[str, Any], preprocess: Callable[[Any, Any], Tuple[Any, Any]],
+                      to_labels: Callable[[Any], Any]) -> None:
+    """The end of every built-in job: fit with per-epoch events, test, save, exit."""
+    model.fit(dataset, epochs=params["epochs"], steps_per_epoch=params["steps"], verbose=2,
+              callbacks=[history_callback(params["batch"], params["steps"])])
+    accuracy = test_accuracy(model, arrays["x_test"], arrays["y_test"], preprocess, to_labels)
+    finish(model, worker, accuracy, params["model_dir"])
+
+
 def finish(model: Any, worker: Worker, accuracy: float, model_dir: str) -> None:
     save_model(model, worker, model_dir)
     if worker.is_chief:

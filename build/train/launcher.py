@@ -17,6 +17,7 @@ from ..cluster.tfconfig import render_tf_config, tf_config_json
 from ..errors import ProfileError, TrainingError
 from ..hashing import sha256_file
 from .datasets import dataset_file
+from .environment import ensure_deployed
 from .jobs import TrainingJob, cluster_for, resolve_job
 from .records import RunRecord, load_run, new_run_id
 from .supervisor import Deadlines, Outcome, Supervisor, WorkerSpec
@@ -50,6 +51,7 @@ def train(cluster: Any, job_name: str, overrides: Mapping[str, str], *, say: Say
     """Run ``job_name`` of ``cluster`` to completion; TrainingError (after cleanup) if it failed."""
     job = resolve_job(cluster, job_name, overrides)
     deadlines = _deadlines(overrides)
+    ensure_deployed(cluster, job.hosts, overrides, say)
     data = dataset_file(job.dataset, report=say) if job.dataset else None
     record = RunRecord.create(new_run_id(job.name, job.workers), runs_root)
     say(f"run {record.path.name}: job {job.name} on {job.workers} worker(s): {', '.join(job.hosts)}")

@@ -1,62 +1,105 @@
 """Fixtures of the training tests: real TensorFlow environments and simulated hosts.
 
-TensorFlow comes in two pinned environments, built once per CI run into the shared test
-home: the `local` profile (Python 3.11, tensorflow-cpu 2.21 + tf-keras) and the user's
+TensorFlow comes from piforge's own `deploy` of two profiles, once per CI run into the
+shared test home: `local` (Python 3.11, tensorflow-cpu 2.21 + tf-keras) and the user's
 own version (`local-py38-tf2.2`: Python 3.8, tensorflow-cpu 2.2.0 and the pins that make
 it import). A test host is a directory laid out as `doit deploy` leaves one:
 ``<home>/venvs/<profile>/current -> venv``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-PY38 = "/root/.pyenv/versions/3.8.18/bin/python"
-TF_ENVIRONMENTS: Dict[str, Dict[str, object]] = {
-    "local": {"python": "python3",
-              "packages": ["tensorflow-cpu==2.21.0"], "no_deps": ["tf-keras==2.21.0"]},
-    "local-py38-tf2.2": {"python": PY38,
-                         "packages": ["tensorflow-cpu==2.2.0", "protobuf==3.20.3", "numpy==1.18.5",
-                                      "gast==0.3.3", "h5py==2.10.0"], "no_deps": []},
-}
+PROFILES = ("local", "local-py38-tf2.2")
 
 
-def _build_venv(target: Path, spec: Dict[str, object]) -> None:
-    python = shutil.which(str(spec["python"])) or str(spec["python"])
-    if not Path(python).exists():
-        pytest.fail(f"{python} missing: the TF 2.2 tests need Python 3.8 under pyenv")
-    partial = target.with_name(target.name + f".part-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    subprocess.run([python, "-m", "venv", str(partial)], check=True)
-    pip = [str(partial / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    print(f"\n[train fixtures] installing {spec['packages']} into {target} (once per test home)", flush=True)
-    subprocess.run(pip + list(spec["packages"]), check=True)  # type: ignore[arg-type]
-    if spec["no_deps"]:
-        subprocess.run(pip + ["--no-deps"] + list(spec["no_deps"]), check=True)  # type: ignore[arg-type]
-    subprocess.run([str(partial / "bin" / "python"), "-c", "import tensorflow"], check=True)
-    os.replace(partial, target)  # a venv finds its prefix from its python's location
+@contextlib.contextmanager
+def _home(path: Path) -> Iterator[None]:
+    saved = os.environ.get("PIFORGE_HOME")
+    os.environ["PIFORGE_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PIFORGE_HOME", None)
+        else:
+            os.environ["PIFORGE_HOME"] = saved
+
+
+def _deploy_profile(shared_home: Path, name: str) -> Path:
+    """`doit deploy` of profile ``name`` to one local host in the shared test home."""
+    from build.cluster.config import load_cluster
+    from build.cluster.deploy import deploy, raise_for_failures
+    from build.cluster.wheelhouse import load_wheelhouse
+    from build.derivation import derive
+    from build.profiles import load_profile
+    from build.realise import realise
+    from build.recipe import load_recipes
+    from build.store import Store
+
+    home = shared_home / "train-hosts" / name
+    current = home / "venvs" / name / "current"
+    if (current / "bin" / "python").exists():
+        return current.resolve()
+    print(f"\n[train fixtures] deploying profile {name} into {home} (once per test home)", flush=True)
+    with _home(shared_home):
+        profile = load_profile(name)
+        store = Store.default()
+        wheelhouse = load_wheelhouse(realise(derive(load_recipes(), profile.wheelhouse), store), store)
+        cluster_file = shared_home / f"train-deploy-{name}.toml"
+        cluster_file.write_text(f'[cluster]\ntransport = "local"\nprofile = "{name}"\n'
+                                f'python = "{profile.host_python}"\n\n'
+                                f'[[hosts]]\nname = "deploy"\ntf_port = 1\nhome = "{home}"\n')
+        raise_for_failures(deploy(load_cluster(cluster_file), profile, wheelhouse, relay=False), "deploy")
+    return current.resolve()
+
+
+# Until the py38 wheelhouse recipe carries the pip wheel deploy needs, that profile's
+# environment is made from the same pins with pip (said loudly, never silently).
+PINNED_FALLBACK = {"local-py38-tf2.2": ("/root/.pyenv/versions/3.8.18/bin/python",
+                                        ["tensorflow-cpu==2.2.0", "protobuf==3.20.3", "numpy==1.18.5",
+                                         "gast==0.3.3", "h5py==2.10.0"])}
+
+
+def _pinned_venv(shared_home: Path, name: str, why: str) -> Path:
+    python, packages = PINNED_FALLBACK[name]
+    target = shared_home / "train-pinned" / name
+    if not (target / "bin" / "python").exists():
+        print(f"\n[train fixtures] WARNING: deploy of {name} failed ({why}); "
+              f"installing its pins with pip into {target} instead", flush=True)
+        partial = target.with_name(f"{name}.part-{os.getpid()}")
+        subprocess.run([python, "-m", "venv", str(partial)], check=True)
+        subprocess.run([str(partial / "bin" / "python"), "-m", "pip", "install", "-q",
+                        "--disable-pip-version-check", *packages], check=True)
+        os.replace(partial, target)  # a venv finds its prefix from its python's location
+    return target
+
+
+def _environment(shared_home: Path, name: str) -> Path:
+    from build.errors import DeployError
+
+    try:
+        return _deploy_profile(shared_home, name)
+    except DeployError as error:
+        if name not in PINNED_FALLBACK:
+            raise
+        return _pinned_venv(shared_home, name, str(error).splitlines()[0])
 
 
 @pytest.fixture(scope="session")
 def tf_venvs(shared_home: Path) -> Dict[str, Path]:
-    """profile name -> a venv directory with that profile's TensorFlow (built once)."""
-    root = shared_home / "train-venvs"
-    root.mkdir(parents=True, exist_ok=True)
-    venvs = {}
-    for name, spec in TF_ENVIRONMENTS.items():
-        target = root / name
-        if not (target / "bin" / "python").exists():
-            _build_venv(target, spec)
-        venvs[name] = target
-    return venvs
+    """profile name -> the venv `doit deploy` made for it (TensorFlow, pinned by the
+    profile's wheelhouse), built once per test home."""
+    return {name: _environment(shared_home, name) for name in PROFILES}
 
 
 class TestCluster:

@@ -78,16 +78,23 @@ def test_sigkill_of_one_worker_stops_the_job(test_cluster, piforge_home: Path, s
     assert_ports_free(ports_of(cluster))
 
 
-def test_peer_that_never_starts_fails_the_job_at_the_deadline(test_cluster, run_piforge, piforge_home: Path):
-    (test_cluster.root / "prices.csv").write_text("1,5\n2,8\n")
-    cluster = test_cluster.write(f'''
+def price_cluster(test_cluster, **params: object) -> Path:
+    """A cluster file whose job `price` is the user-style script jobs/price_job.py."""
+    rows = "\n".join(f"{x / 10:.1f},{3 * x / 10 + 2:.2f}" for x in range(-20, 20))
+    (test_cluster.root / "prices.csv").write_text(rows + "\n")
+    extra = "".join(f"{key} = {value}\n" for key, value in params.items())
+    return test_cluster.write(f'''
         [jobs.price]
+        description = "a user's own script"
         hosts = ["h0", "h1"]
         [jobs.price.params]
         script = "{HERE / 'jobs' / 'price_job.py'}"
         files = ["prices.csv"]
-        hang_worker = 1
-    ''')
+    ''' + extra)
+
+
+def test_peer_that_never_starts_fails_the_job_at_the_deadline(test_cluster, run_piforge, piforge_home: Path):
+    cluster = price_cluster(test_cluster, hang_worker=1)
     result = run_piforge("train:price", f"cluster={cluster}", "startup_timeout=25")
     assert result.returncode != 0
     assert "startup deadline: h1 did not come up within 25 s" in result.stdout
@@ -98,17 +105,7 @@ def test_peer_that_never_starts_fails_the_job_at_the_deadline(test_cluster, run_
 
 
 def test_custom_script_job_from_cluster_toml(test_cluster, run_piforge):
-    rows = "\n".join(f"{x / 10:.1f},{3 * x / 10 + 2:.2f}" for x in range(-20, 20))
-    (test_cluster.root / "prices.csv").write_text(rows + "\n")
-    cluster = test_cluster.write(f'''
-        [jobs.price]
-        description = "a user's own script"
-        hosts = ["h0", "h1"]
-        [jobs.price.params]
-        script = "{HERE / 'jobs' / 'price_job.py'}"
-        files = ["prices.csv"]
-        epochs = 4
-    ''')
+    cluster = price_cluster(test_cluster, epochs=4)
     result = run_piforge("train:price", f"cluster={cluster}", "epochs=6")
     assert result.returncode == 0, result.stdout
     for worker in ("h0 | worker 0", "h1 | worker 1"):

@@ -3,6 +3,8 @@ MultiWorkerMirroredStrategy directly (no piforge jobkit) and reads a CSV shipped
 
     python price_job.py csv=prices.csv epochs=5 hang_worker=-1
 """
+from __future__ import annotations
+
 import json
 import os
 import sys
