@@ -40,6 +40,7 @@ http {{
         root {root};
         location / {{
             {auth}
+            {rate}
             dav_methods PUT DELETE MKCOL;
             create_full_put_path on;
             dav_access user:rw group:r all:r;
@@ -61,7 +62,8 @@ class DavServer:
     """``with DavServer(prefix) as server: server.url`` - nginx stopped on exit."""
 
     def __init__(self, prefix: Path, host: str = "127.0.0.1", port: Optional[int] = None,
-                 root: Optional[Path] = None, credentials: Optional[Tuple[str, str]] = None) -> None:
+                 root: Optional[Path] = None, credentials: Optional[Tuple[str, str]] = None,
+                 rate_mb_s: Optional[float] = None) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
             raise CacheError(f"DavServer: refusing to listen on {host}: loopback only")
         self.prefix = Path(prefix).resolve()
@@ -69,6 +71,7 @@ class DavServer:
         self.port = port or free_port(host)
         self.root = Path(root).resolve() if root else self.prefix / "data"
         self.credentials = credentials  # (user, password): HTTP basic auth on every request
+        self.rate_mb_s = rate_mb_s      # per-connection send rate, to mimic a LAN link
         self.process: Optional[subprocess.Popen] = None
 
     @property
@@ -90,9 +93,10 @@ class DavServer:
             htpasswd.write_text(f"{self.credentials[0]}:{{PLAIN}}{self.credentials[1]}\n", encoding="utf-8")
             os.chmod(htpasswd, 0o600)
             auth = f'auth_basic "piforge cache"; auth_basic_user_file {htpasswd};'
+        rate = f"limit_rate {int(self.rate_mb_s * 1e6)};" if self.rate_mb_s else ""
         conf = self.prefix / "nginx.conf"
         conf.write_text(_CONFIG.format(user=user, prefix=self.prefix, host=self.host, port=self.port,
-                                       root=self.root, auth=auth), encoding="utf-8")
+                                       root=self.root, auth=auth, rate=rate), encoding="utf-8")
         self.process = subprocess.Popen(
             [nginx, "-p", str(self.prefix), "-c", str(conf), "-e", str(self.prefix / "error.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

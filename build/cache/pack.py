@@ -127,7 +127,8 @@ def pack_tree(root: Path, out: BinaryIO, reference_candidates: Optional[Mapping[
     skipped = set(exclude)
     counted = _HashingWriter(out)
     scanner = _ReferenceScanner(reference_candidates or {})
-    compressor = zstandard.ZstdCompressor(level=level)
+    # the frame checksum (xxh64 of the tar) catches corruption outside file contents too
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
     with compressor.stream_writer(counted, closefd=False) as zwriter:
         tar_counter = _HashingWriter(zwriter)  # counts the uncompressed tar bytes
         with tarfile.open(fileobj=tar_counter, mode="w|", format=tarfile.GNU_FORMAT) as tar:
@@ -178,6 +179,17 @@ class _LimitedReader:
         return block
 
 
+class _CountingReader:
+    def __init__(self, source: BinaryIO) -> None:
+        self.source = source
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        block = self.source.read(size)
+        self.size += len(block)
+        return block
+
+
 def _safe_relpath(name: str, what: str) -> PurePosixPath:
     path = PurePosixPath(name)
     if path.is_absolute() or ".." in path.parts or name in ("", "."):
@@ -186,19 +198,22 @@ def _safe_relpath(name: str, what: str) -> PurePosixPath:
 
 
 def unpack_verified(source: BinaryIO, dest: Path, expected: Mapping[str, Mapping[str, Any]],
-                    uncompressed_size: int, what: str) -> None:
+                    uncompressed_size: int, what: str, compressed_size: Optional[int] = None) -> None:
     """Decompress and extract ``source`` into ``dest``, verifying against ``expected``.
 
     ``expected`` is a store manifest's file list (relpath -> {type: file, sha256, size,
     mode} | {type: symlink, target} | {type: special, mode, rdev}). Every non-directory
     member must be listed with the same content, and every listed one must appear;
-    directories are created as met. Raises ArtifactRejectedError on any difference;
-    the caller discards ``dest``.
+    directories are created as met. ``compressed_size`` (from the metadata) is checked
+    too: python-zstandard's stream reader ends quietly on a truncated frame, so a cut
+    stream is caught by counting. Raises ArtifactRejectedError on any difference; the
+    caller discards ``dest``.
     """
     seen: set = set()
     decompressor = zstandard.ZstdDecompressor()
+    counted = _CountingReader(source)
     try:
-        with decompressor.stream_reader(source, read_size=CHUNK, closefd=False) as raw:
+        with decompressor.stream_reader(counted, read_size=CHUNK, closefd=False) as raw:
             limited = _LimitedReader(raw, uncompressed_size, what)
             with tarfile.open(fileobj=limited, mode="r|", bufsize=CHUNK) as tar:  # type: ignore[arg-type]
                 for member in tar:
@@ -206,12 +221,16 @@ def unpack_verified(source: BinaryIO, dest: Path, expected: Mapping[str, Mapping
             # tarfile stops at the end-of-archive marker: drain so truncation/trailing junk shows.
             while limited.read(CHUNK):
                 pass
+        while counted.read(CHUNK):
+            pass
     except zstandard.ZstdError as error:
         raise ArtifactRejectedError(f"{what}: corrupt or truncated zstd stream ({error})") from None
     except tarfile.TarError as error:
         raise ArtifactRejectedError(f"{what}: corrupt or truncated tar stream ({error})") from None
     except EOFError as error:
         raise ArtifactRejectedError(f"{what}: truncated ({error})") from None
+    if compressed_size is not None and counted.size != compressed_size:
+        raise ArtifactRejectedError(f"{what}: truncated or padded: {counted.size} compressed bytes, metadata says {compressed_size}")
     missing = sorted(set(expected) - seen)
     if missing:
         raise ArtifactRejectedError(f"{what}: missing {len(missing)} file(s) its metadata lists, e.g. {missing[0]}")

@@ -98,7 +98,7 @@ def test_unpack_rejects_truncated_and_oversized_streams(tmp_path: Path) -> None:
         dest = tmp_path / f"cut{cut}"
         dest.mkdir()
         with pytest.raises(ArtifactRejectedError):
-            unpack_verified(io.BytesIO(data[:cut]), dest, expected, 10 << 20, "test")
+            unpack_verified(io.BytesIO(data[:cut]), dest, expected, 10 << 20, "test", compressed_size=len(data))
     dest = tmp_path / "small"
     dest.mkdir()
     with pytest.raises(ArtifactRejectedError, match="more bytes"):
