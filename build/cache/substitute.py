@@ -2,9 +2,9 @@
 
 Order of trust: the metadata's signature is checked first (by a configured key); only
 then is the artifact downloaded, straight into a staging directory inside the store.
-While it streams, the compressed bytes are hashed and counted, and every unpacked file
-is checked against the signed file list; the staging directory is renamed into the
-store only when all of that held. Anything else leaves the store as it was.
+While it streams, the compressed bytes are counted, the zstd frame checksum is checked
+and every unpacked file is hashed against the signed file list; the staging directory is
+renamed into the store only when all of that held. Anything else leaves it as it was.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ Log = Callable[[str], None]
 READ_AHEAD = 1 << 20
 
 
-class _VerifyingReader:
+class _ReadAhead:
     """Reads the compressed artifact ahead in a thread and counts it there.
 
     The download then overlaps decompression, extraction and the per-file hashes. A
@@ -45,7 +45,6 @@ class _VerifyingReader:
         self.blocks: "queue.Queue[object]" = queue.Queue(maxsize=16)
         self.buffer = memoryview(b"")
         self.stopping = threading.Event()
-        self.failure: Optional[BaseException] = None
         self.done = False
         self.thread = threading.Thread(target=self._pump, name="cache-download", daemon=True)
         self.thread.start()
@@ -177,7 +176,7 @@ class Substituter:
         with remote.open_stream(art["file"]) as stream:
             if stream is None:
                 raise CacheError(f"{what}: metadata present but artifact {art['file']} missing (interrupted push?)")
-            reader = _VerifyingReader(stream, art["compressed_size"], what)
+            reader = _ReadAhead(stream, art["compressed_size"], what)
             try:
                 unpack_verified(reader, staging, meta.expected_files(), art["uncompressed_size"], what,  # type: ignore[arg-type]
                                 compressed_size=art["compressed_size"])
