@@ -41,11 +41,11 @@ class PackResult:
 
 
 class _HashingWriter(io.RawIOBase):
-    """Write-through file wrapper that hashes and counts what passes."""
+    """Write-through file wrapper that counts (and, if asked, hashes) what passes."""
 
-    def __init__(self, target: BinaryIO) -> None:
+    def __init__(self, target: BinaryIO, hashing: bool = True) -> None:
         self.target = target
-        self.digest = hashlib.sha256()
+        self.digest = hashlib.sha256() if hashing else None
         self.size = 0
 
     def writable(self) -> bool:
@@ -53,7 +53,8 @@ class _HashingWriter(io.RawIOBase):
 
     def write(self, data) -> int:  # type: ignore[override]
         view = memoryview(data)
-        self.digest.update(view)
+        if self.digest is not None:
+            self.digest.update(view)
         self.size += len(view)
         self.target.write(view)
         return len(view)
@@ -130,7 +131,7 @@ def pack_tree(root: Path, out: BinaryIO, reference_candidates: Optional[Mapping[
     # the frame checksum (xxh64 of the tar) catches corruption outside file contents too
     compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
     with compressor.stream_writer(counted, closefd=False) as zwriter:
-        tar_counter = _HashingWriter(zwriter)  # counts the uncompressed tar bytes
+        tar_counter = _HashingWriter(zwriter, hashing=False)  # the uncompressed tar's size
         with tarfile.open(fileobj=tar_counter, mode="w|", format=tarfile.GNU_FORMAT) as tar:
             for path in _members(root):
                 info = _tarinfo(root, path)
@@ -144,6 +145,7 @@ def pack_tree(root: Path, out: BinaryIO, reference_candidates: Optional[Mapping[
                         scanner.scan(b"", info.linkname.encode("utf-8", "surrogateescape"))
                     tar.addfile(info)
         uncompressed = tar_counter.size
+    assert counted.digest is not None
     return PackResult(counted.digest.hexdigest(), counted.size, uncompressed, tuple(sorted(scanner.found)))
 
 
