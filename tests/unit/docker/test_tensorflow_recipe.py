@@ -96,3 +96,13 @@ def test_dockerfile_change_changes_the_image_hash(tmp_path: Path, monkeypatch) -
     after = derive(recipes, "image-aarch64")
     assert after.hash != before
     assert derive(recipes, "tensorflow").hash != tensorflow_before   # everything built in it, too
+
+
+def test_wrapt_docker_is_wrapt_with_another_builder() -> None:
+    """The docker/chroot wheel comparison means something only if the recipes agree."""
+    recipes = load_recipes()
+    chroot, docker = recipes["wrapt"].content(), recipes["wrapt-docker"].content()
+    for key in ("version", "platform", "sources", "env", "phases", "outputs"):
+        assert chroot[key] == docker[key], key
+    assert (chroot["builder"]["kind"], docker["builder"]["kind"]) == ("chroot", "docker")
+    assert chroot["builder"]["base"] == docker["builder"]["base"]
