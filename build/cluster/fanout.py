@@ -16,18 +16,21 @@ piforge only plans who sends to whom; scp moves the bytes.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
-from ..errors import HostError
+from ..errors import HostError, StoreError
 from ..hashing import sha256_bytes
 from ..paths import piforge_home
-from .hostscripts import ASSEMBLE, EXIT_HASH_MISMATCH, VERIFY, run_script
+from .hostscripts import ASSEMBLE, EXIT_HASH_MISMATCH, RELAY, VERIFY, run_script
 from .hosts.ssh import SshHost
 from .wheelhouse import WheelFile
 
@@ -45,6 +48,7 @@ class Chunk:
     sha256: str
     local: Path            # the chunk's bytes on the controller
     file_name: str = ""
+    whole: bool = False    # the file's only chunk: it travels as the file itself
 
     def describe(self) -> str:
         return f"chunk {self.index} of {self.file_name or self.file_sha[:12]}"
@@ -63,29 +67,37 @@ class ChunkCache:
         if not index_file.is_file():
             self._cut(wheel, directory)
         entries = json.loads(index_file.read_text())
-        return [Chunk(wheel.sha256, i, e["size"], e["sha256"], directory / str(i), wheel.name)
-                for i, e in enumerate(entries)]
+        whole = len(entries) == 1
+        return [Chunk(wheel.sha256, i, e["size"], e["sha256"], wheel.path if whole else directory / str(i),
+                      wheel.name, whole) for i, e in enumerate(entries)]
 
     def _cut(self, wheel: WheelFile, directory: Path) -> None:
+        """Cut ``wheel`` into chunk files, checking on the way that it still has its sha256
+        (the hosts rely on it: they verify chunks, and only the size of the joined file)."""
         staging = directory.with_name(directory.name + f".tmp{os.getpid()}-{threading.get_ident()}")
         staging.mkdir(parents=True, exist_ok=True)
         entries = []
+        whole = hashlib.sha256()
         with open(wheel.path, "rb") as source:
             index = 0
             while True:
                 block = source.read(self.chunk_bytes)
                 if not block and index > 0:
                     break
+                whole.update(block)
                 (staging / str(index)).write_bytes(block)
                 entries.append({"size": len(block), "sha256": sha256_bytes(block)})
                 index += 1
                 if len(block) < self.chunk_bytes:
                     break
+        if whole.hexdigest() != wheel.sha256:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StoreError(f"{wheel.path}: content does not match its manifest sha256 "
+                             f"(expected {wheel.sha256}, got {whole.hexdigest()}); run: ./piforge verify")
         (staging / "chunks.json").write_text(json.dumps(entries))
         try:
             os.rename(staging, directory)
         except OSError:  # another deploy cut it meanwhile
-            import shutil
             shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -109,6 +121,8 @@ class Receiver:
         return f"{self.home}/wheels/.incoming/{file_sha}"
 
     def chunk_path(self, chunk: Chunk) -> str:
+        if chunk.whole:
+            return f"{self.home}/wheels/{chunk.file_sha}/{chunk.file_name}"
         return f"{self.incoming(chunk.file_sha)}/{chunk.index}"
 
     def wheel_path(self, wheel: WheelFile) -> str:
@@ -156,10 +170,15 @@ class FanOut:
             thread.join()
 
     def _receive(self, receiver: Receiver) -> None:
+        # Joining a file's chunks runs beside the next file's transfer: an assembly in the
+        # receiving loop would stall every host after this one in the chain.
+        assembler = ThreadPoolExecutor(max_workers=1)
+        assemblies = []
         try:
-            for wheel in receiver.needs:
-                chunks = self.cache.chunks(wheel)
-                receiver.host.run(["mkdir", "-p", receiver.incoming(wheel.sha256)], timeout=60)
+            plans = [(wheel, self.cache.chunks(wheel)) for wheel in receiver.needs]
+            receiver.host.run(["mkdir", "-p", *[os.path.dirname(receiver.chunk_path(chunks[0])) for _, chunks in plans]],
+                              timeout=60)
+            for wheel, chunks in plans:
                 for chunk in chunks:
                     key = (chunk.file_sha, chunk.index)
                     if key not in receiver.has_chunks:
@@ -169,10 +188,14 @@ class FanOut:
                     with self.changed:
                         receiver.has_chunks.add(key)
                         self.changed.notify_all()
-                self._assemble(receiver, wheel, chunks)
+                if not chunks[0].whole:
+                    assemblies.append(assembler.submit(self._assemble, receiver, wheel, chunks))
+            for assembly in assemblies:
+                assembly.result()
         except HostError as error:
             receiver.error = str(error)
         finally:
+            assembler.shutdown(wait=True)
             with self.changed:
                 receiver.done = True
                 self.changed.notify_all()
@@ -214,15 +237,13 @@ class FanOut:
         final = receiver.chunk_path(chunk)
         spec = receiver.host.spec
         destination = f"{spec.user}@{spec.address}" if spec.user else spec.address
-        sender.host.run(["scp", "-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                         "-o", f"UserKnownHostsFile={relay_known_hosts(sender.home)}",
-                         "-o", f"ConnectTimeout={max(1, int(spec.connect_timeout))}",
-                         "-P", str(spec.ssh_port), "--", sender.chunk_path(chunk), f"{destination}:{final}.part"],
-                        timeout=HOP_TIMEOUT)
+        run_script(sender.host, RELAY, [sender.chunk_path(chunk), f"{destination}:{final}.part", spec.ssh_port,
+                                        relay_known_hosts(sender.home), max(1, int(spec.connect_timeout)),
+                                        relay_control_path(sender.home)], timeout=HOP_TIMEOUT).check()
         run_script(receiver.host, VERIFY, [f"{final}.part", final, chunk.sha256], timeout=120).check()
 
     def _assemble(self, receiver: Receiver, wheel: WheelFile, chunks: List[Chunk]) -> None:
-        run_script(receiver.host, ASSEMBLE, [receiver.wheel_path(wheel), wheel.sha256,
+        run_script(receiver.host, ASSEMBLE, [receiver.wheel_path(wheel), wheel.size,
                                              *[receiver.chunk_path(c) for c in chunks]], timeout=600).check()
 
     # -- progress --------------------------------------------------------------------
@@ -234,6 +255,11 @@ class FanOut:
 
 def relay_known_hosts(home: str) -> str:
     return f"{home}/.relay/known_hosts"
+
+
+def relay_control_path(home: str) -> str:
+    """The relay host's own ControlMaster socket per next host (%C: ssh's hash of it)."""
+    return f"{home}/.relay/cm-%C"
 
 
 def run_with_progress(fanout: FanOut, report: Report, every: float = 2.0) -> None:

@@ -7,7 +7,7 @@ limits deploy/rollback to some hosts, ``job=NAME`` picks the mesh of cluster:che
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from doit import get_var
 
@@ -56,22 +56,25 @@ def _job_names() -> Optional[list]:
         return None  # reported when a task actually runs
 
 
-def task_tfconfig() -> Iterator[Dict[str, Any]]:
-    """Print each host's TF_CONFIG for a job: `<host> <json>` per line."""
-    yield {"basename": "tfconfig", "name": None, "doc": "Print each host's TF_CONFIG for a job"}
+def job_subtasks(basename: str, doc: str, action: Callable[[str], Any],
+                 job_doc: Callable[[str], str]) -> Iterator[Dict[str, Any]]:
+    """``<basename>:<job>`` for every job of the selected cluster file; a broken file gives
+    one subtask that reports its error (file:LINE: field: problem) when run."""
+    yield {"basename": basename, "name": None, "doc": doc}
     names = _job_names()
     if names is None:
         yield {"name": "<invalid-cluster-file>", "actions": [(friendly(selected_cluster),)],
                "uptodate": [False], "verbosity": 2, "doc": "report the cluster file's error"}
         return
     for job in names:
-        yield {
-            "name": job,
-            "actions": [(friendly(_print_tf_configs), (job,))],
-            "uptodate": [False],
-            "verbosity": 2,
-            "doc": f"TF_CONFIG of every host of job {job}",
-        }
+        yield {"name": job, "actions": [(friendly(action), (job,))], "uptodate": [False], "verbosity": 2,
+               "doc": job_doc(job)}
+
+
+def task_tfconfig() -> Iterator[Dict[str, Any]]:
+    """Print each host's TF_CONFIG for a job: `<host> <json>` per line."""
+    return job_subtasks("tfconfig", "Print each host's TF_CONFIG for a job", _print_tf_configs,
+                        lambda job: f"TF_CONFIG of every host of job {job}")
 
 
 # -- cluster:check -------------------------------------------------------------------------

@@ -73,3 +73,13 @@ def test_exact_multiple_and_empty_file(tmp_path: Path) -> None:
     cache = ChunkCache(tmp_path / "cache", chunk_bytes=1000)
     assert [c.size for c in cache.chunks(wheel(tmp_path, "even.whl", 2000))] == [1000, 1000]
     assert [c.size for c in cache.chunks(wheel(tmp_path, "empty.whl", 0))] == [0]
+
+
+def test_a_store_file_that_changed_is_not_cut(tmp_path: Path) -> None:
+    import pytest
+    from build.errors import StoreError
+    item = wheel(tmp_path, "w.whl", 100)
+    item.path.write_bytes(b"tampered")
+    with pytest.raises(StoreError, match="does not match its manifest sha256"):
+        ChunkCache(tmp_path / "cache", chunk_bytes=1000).chunks(item)
+    assert not list((tmp_path / "cache").glob("*"))

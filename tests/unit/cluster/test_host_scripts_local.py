@@ -34,15 +34,16 @@ def test_verify_moves_only_matching_files(tmp_path: Path) -> None:
     assert final.read_bytes() == b"good"
 
 
-def test_assemble_checks_the_whole_file(tmp_path: Path) -> None:
+def test_assemble_joins_in_order_and_checks_the_size(tmp_path: Path) -> None:
     host = local_host(tmp_path)
     pieces = [tmp_path / "0", tmp_path / "1"]
     pieces[0].write_bytes(b"hello ")
     pieces[1].write_bytes(b"world")
     final = tmp_path / "wheels" / "abc" / "w.whl"
-    assert not run_script(host, ASSEMBLE, [final, sha(b"nope"), *pieces], timeout=30).ok
+    short = run_script(host, ASSEMBLE, [final, 11, pieces[0]], timeout=30)      # a chunk missing
+    assert short.returncode == EXIT_HASH_MISMATCH and "size mismatch" in short.stderr
     assert not final.exists() and not Path(f"{final}.part").exists()
-    assert run_script(host, ASSEMBLE, [final, sha(b"hello world"), *pieces], timeout=30).ok
+    assert run_script(host, ASSEMBLE, [final, 11, *pieces], timeout=30).ok
     assert final.read_bytes() == b"hello world"
 
 
