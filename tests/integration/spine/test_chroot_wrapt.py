@@ -91,7 +91,7 @@ def test_a_second_run_rebuilds_nothing_and_a_comment_changes_nothing(arm: Tuple[
     home, recipes = arm
     first = last_line(run_doit("path:wrapt", home=home, recipes=recipes).stdout)
     again = run_doit("build:wrapt", home=home, recipes=recipes)
-    assert "-- realise:rootfs-bullseye-arm64" in again.stdout and "-- realise:wrapt" in again.stdout
+    assert "-- realise:wrapt" in again.stdout   # up to date: its hash is in the store
     assert "building" not in again.stderr and last_line(again.stdout) == first
     recipe = recipes / "wrapt.toml"
     original = recipe.read_text()
