@@ -259,11 +259,11 @@ def _install(target: Target, profile: Profile, wheelhouse: Wheelhouse, vid: str,
                         [pdir, vid, target.python, wheelhouse.pip_wheel.name, profile.check_import, *wheels],
                         timeout=INSTALL_TIMEOUT)
     if not result.ok:
-        why = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
-        if result.returncode == EXIT_CHECK_FAILED:
-            context = [line for line in result.stderr.strip().splitlines() if "Error" in line]
-            why = f"{why} ({context[-1].strip()})" if context else why
-        target.fail(why)
+        lines = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
+        why = lines[-1] if lines else f"exit {result.returncode}"
+        # The script's own message comes last; the tool's last error line says why.
+        context = [line for line in lines[:-1] if "Error" in line or "ERROR" in line] or lines[-2:-1]
+        target.fail(f"{why}: {context[-1]}" if context else why)
         return
     versions = ", ".join(line.strip() for line in result.stdout.strip().splitlines())
     target.status = "installed"

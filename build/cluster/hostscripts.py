@@ -81,8 +81,8 @@ while [ $# -gt 0 ]; do ln -sf "$1" "$v/.wheelhouse/"; shift; done
 mv -f "$pdir/.lock-$vid.txt" "$v/piforge-lock.txt" || fail 8 "lock file missing"
 PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1 "$v/bin/python" "$v/.wheelhouse/$pipwhl/pip" install \
   --no-index --no-deps --no-cache-dir --disable-pip-version-check --no-warn-script-location \
-  --find-links "$v/.wheelhouse" --require-hashes -r "$v/piforge-lock.txt" >"$v/piforge-install.log" 2>&1 \
-  || { tail -n 5 "$v/piforge-install.log" >&2; fail 8 "pip install failed"; }
+  --find-links "$v/.wheelhouse" --require-hashes -r "$v/piforge-lock.txt" >"$pdir/install-$vid.log" 2>&1 \
+  || { grep -v '^ *$' "$pdir/install-$vid.log" | tail -n 3 >&2; fail 8 "pip install failed (log: $pdir/install-$vid.log)"; }
 rm -rf "$v/.wheelhouse"
 # Runs with the profile's job environment (e.g. TF_USE_LEGACY_KERAS=1), as jobs will.
 "$v/bin/python" -c '
