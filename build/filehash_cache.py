@@ -75,25 +75,35 @@ def tree_listing(directory: Path, cache: FileHashCache) -> List[List[str]]:
     count as ``d``. Other permission bits and times do not change a tree's identity.
     """
     listing: List[List[str]] = []
+    entries_cache = cache.entries
+    hash_file = cache.sha256
 
     def walk(current: str, prefix: str) -> None:
-        # Plain strings and DirEntry: per-file cost is one stat and a dict lookup.
+        # The hot loop of a re-check: per file one stat (DirEntry caches d_type, so the
+        # is_* calls are free) and a dict lookup; nothing else is allocated.
+        empty = True
         with os.scandir(current) as iterator:
-            entries = sorted(iterator, key=lambda e: e.name)
-        if not entries and prefix:
+            for entry in iterator:
+                empty = False
+                relative = prefix + entry.name
+                if entry.is_symlink():
+                    listing.append([relative, "l", os.readlink(entry.path)])
+                elif entry.is_dir():
+                    walk(entry.path, relative + "/")
+                elif entry.is_file():
+                    stat = entry.stat()
+                    known = entries_cache.get(entry.path)
+                    if known is not None and known[1] == stat.st_mtime_ns and known[0] == stat.st_size \
+                            and known[2] == stat.st_ino:
+                        digest = known[3]
+                    else:
+                        digest = hash_file(entry.path, stat)
+                    listing.append([relative, "x" if stat.st_mode & 0o111 else "f", digest])
+        if empty and prefix:
             listing.append([prefix[:-1], "d", ""])
-        for entry in entries:
-            relative = prefix + entry.name
-            if entry.is_symlink():
-                listing.append([relative, "l", os.readlink(entry.path)])
-            elif entry.is_dir():
-                walk(entry.path, relative + "/")
-            elif entry.is_file():
-                stat = entry.stat()
-                kind = "x" if stat.st_mode & 0o111 else "f"
-                listing.append([relative, kind, cache.sha256(entry.path, stat)])
 
     walk(os.path.abspath(directory), "")
+    listing.sort(key=lambda row: row[0])
     return listing
 
 
