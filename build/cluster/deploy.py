@@ -256,7 +256,8 @@ def _install(target: Target, profile: Profile, wheelhouse: Wheelhouse, vid: str,
     wheels = [wheel_path(home, w) for w in wheelhouse.wheels]
     report(f"deploy: {', '.join(target.serves)}: installing {len(wheels)} wheels into {pdir}/{vid}")
     result = run_script(target.host, INSTALL,
-                        [pdir, vid, target.python, wheelhouse.pip_wheel.name, profile.check_import, *wheels],
+                        [pdir, vid, target.python, wheelhouse.pip_wheel.name if wheelhouse.pip_wheel else "",
+                         profile.check_import, *wheels],
                         timeout=INSTALL_TIMEOUT)
     if not result.ok:
         lines = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]

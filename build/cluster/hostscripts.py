@@ -75,11 +75,20 @@ v="$pdir/$vid"
 fail() { code=$1; shift; echo "$*" >&2; [ "$(readlink "$pdir/current" 2>/dev/null)" = "$vid" ] || rm -rf "$v"; exit "$code"; }
 mkdir -p "$pdir" || exit 8
 if [ "$(readlink "$pdir/current" 2>/dev/null)" != "$vid" ]; then rm -rf "$v"; fi
-"$py" -m venv --without-pip "$v" || fail 8 "cannot create a venv with $py"
+if [ -n "$pipwhl" ]; then
+  # pip runs from the wheelhouse's own pip wheel: no ensurepip / python3-venv needed.
+  "$py" -m venv --without-pip "$v" || fail 8 "cannot create a venv with $py"
+else
+  "$py" -m venv "$v" || fail 8 "cannot create a venv with pip using $py (Debian/Ubuntu: apt install python3-venv; or put a pip wheel in the wheelhouse)"
+fi
+run_pip() {
+  if [ -n "$pipwhl" ]; then "$v/bin/python" "$v/.wheelhouse/$pipwhl/pip" "$@"; else "$v/bin/python" -m pip "$@"; fi
+}
 mkdir -p "$v/.wheelhouse" || fail 8 "cannot write $v"
 while [ $# -gt 0 ]; do ln -sf "$1" "$v/.wheelhouse/"; shift; done
 mv -f "$pdir/.lock-$vid.txt" "$v/piforge-lock.txt" || fail 8 "lock file missing"
-PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1 "$v/bin/python" "$v/.wheelhouse/$pipwhl/pip" install \
+export PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1   # the host's pip.conf must not redirect this install
+run_pip install \
   --no-index --no-deps --no-cache-dir --disable-pip-version-check --no-warn-script-location \
   --find-links "$v/.wheelhouse" --require-hashes -r "$v/piforge-lock.txt" >"$pdir/install-$vid.log" 2>&1 \
   || { grep -v '^ *$' "$pdir/install-$vid.log" | tail -n 3 >&2; fail 8 "pip install failed (log: $pdir/install-$vid.log)"; }

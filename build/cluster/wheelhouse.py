@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 from ..errors import DeployError
 from ..store import Store
@@ -30,12 +30,13 @@ class Wheelhouse:
         return sum(w.size for w in self.wheels)
 
     @property
-    def pip_wheel(self) -> WheelFile:
-        """pip itself, run from its wheel to bootstrap venvs on hosts without ensurepip."""
+    def pip_wheel(self) -> Optional[WheelFile]:
+        """pip itself, run from its wheel so hosts need no ensurepip (python3-venv);
+        without one, the hosts' ``python -m venv`` must be able to install pip."""
         for wheel in self.wheels:
             if wheel.name.startswith("pip-"):
                 return wheel
-        raise DeployError(f"{self.path}: the wheelhouse has no pip-*.whl (needed to install on the hosts)")
+        return None
 
 
 def load_wheelhouse(path: Path, store: Store) -> Wheelhouse:
