@@ -105,7 +105,7 @@ def run_logged(argv: Sequence[str], job: BuildJob, phase: "Phase",
     job.log(f"--- phase {phase.name} ({'network' if phase.network else 'offline'})")
     process = subprocess.Popen(list(argv), env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=_die_with_parent)
     try:
         assert process.stdout is not None
         for raw in process.stdout:
@@ -116,6 +116,24 @@ def run_logged(argv: Sequence[str], job: BuildJob, phase: "Phase",
         raise
     if code != 0:
         raise BuildError(f"{job.derivation.name}: phase '{phase.name}' failed with exit code {code}")
+
+
+# Builders put a phase in a PID namespace whose init is the child of ``unshare
+# --kill-child``: if piforge itself is killed (even SIGKILL), the kernel kills unshare
+# (parent-death signal), unshare's death kills the namespace's init, and that kills
+# every process of the phase. Nothing keeps writing into a dead build.
+PID_NAMESPACE = ["--pid", "--fork", "--kill-child"]
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: receive SIGKILL when the parent (piforge) dies."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass   # not glibc/Linux: the process group kill on Ctrl-C still applies
 
 
 def _kill_group(process: "subprocess.Popen[Any]") -> None:

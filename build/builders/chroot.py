@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional
 
 from ..errors import BuildError, PrerequisiteError
-from .base import Builder, BuildJob, inner_src, phase_environment, phase_script, quote, run_logged
+from .base import PID_NAMESPACE, Builder, BuildJob, inner_src, phase_environment, phase_script, quote, run_logged
 
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -103,7 +103,7 @@ class ChrootBuilder(Builder):
         binds += [(path, inputs[name], True) for name, path in job.inputs.items()]
         for phase in job.derivation.recipe.phases:
             setup = self._setup_script(job.base, upper, work, root, binds, network=phase.network)
-            argv = ["unshare", "--mount", "--propagation", "private"]
+            argv = ["unshare", "--mount", "--propagation", "private", *PID_NAMESPACE]
             argv += [] if phase.network else ["--net"]
             argv += ["--", "/bin/sh", "-c", setup, "piforge-chroot", str(root), "/usr/bin/env", "-i"]
             argv += [f"{key}={value}" for key, value in sorted(env.items())]

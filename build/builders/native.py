@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Sequence
 
 from ..errors import PrerequisiteError
-from .base import Builder, BuildJob, phase_environment, phase_script, quote, run_logged
+from .base import PID_NAMESPACE, Builder, BuildJob, phase_environment, phase_script, quote, run_logged
 
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -32,7 +32,7 @@ def isolation_prefix(network: bool, read_only: Sequence[Path] = ()) -> List[str]
     if not network:
         setup.append("ip link set lo up 2>/dev/null")
     setup.append('exec "$@"')
-    return ["unshare", "--mount", "--propagation", "private", *([] if network else ["--net"]),
+    return ["unshare", "--mount", "--propagation", "private", *PID_NAMESPACE, *([] if network else ["--net"]),
             "--", "/bin/sh", "-c", "set -e\n" + "\n".join(setup), "sh"]
 
 
