@@ -111,7 +111,9 @@ def task_realise() -> Iterator[Dict[str, Any]]:
         yield {
             "name": name,
             "actions": [(friendly(_realise), [name])],
-            "task_dep": [f"realise:{d.name}" for d in drvs[name].inputs] if name in drvs else [],
+            # No task_dep on the inputs: realise() walks the closure itself and asks the
+            # binary caches top-down first; a task_dep would build every input (rootfs,
+            # Bazel...) before the cache is even asked for the wheel.
             "uptodate": [_is_built(name)],
             "verbosity": 2,
         }
@@ -201,7 +203,7 @@ def _wheel(name: str) -> Any:
 
 
 def task_wheel() -> Dict[str, Any]:
-    """Build the wheel of the chosen profile (default: wrapt; recipe=NAME or profile=NAME)."""
+    """Build the profile's wheel and print its store path (recipe=NAME, e.g. recipe=wrapt; profile=NAME)."""
     name = wheel_recipe()
     drvs, _ = _derivations()
     return {
