@@ -182,7 +182,10 @@ def prepare_sources(drv: Derivation, build_dir: Path, log: Callable[[str], None]
         cached = fetch(source, base_dir=recipe_dir, progress=report)
         log(f"--- source {source.filename} sha256 {source.sha256}")
         _link_or_copy(cached, sources / source.filename)
-        if source.unpack:
+        if source.unpack and cached.is_dir():   # a local tree: "unpacking" is a copy
+            _link_or_copy(cached, src / source.filename)
+            roots.append(src / source.filename)
+        elif source.unpack:
             roots.append(unpack(cached, src))
     if len(roots) == 1:
         return roots[0]

@@ -155,3 +155,34 @@ def test_a_broken_recipe_is_one_clear_line(tmp_path: Path) -> None:
     result = run_doit("list", home=home, recipes=recipes, check=False)
     assert "oops.toml:4: builder.kind: unknown builder 'teleport'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_local_tree_source_is_pinned_by_its_tree_hash(tmp_path: Path) -> None:
+    from build.filehash_cache import tree_hash
+
+    home, recipes, tree = tmp_path / "home", tmp_path / "recipes", tmp_path / "tree"
+    (tree / "src").mkdir(parents=True)
+    (tree / "src" / "main.c").write_text("int main(void) { return 0; }\n")
+    recipes.mkdir()
+    recipe = textwrap.dedent('''
+        name = "local"
+        version = "1"
+        [builder]
+        kind = "native"
+        [[sources]]
+        urls = ["file://TREE"]
+        sha256 = "SHA"
+        filename = "tree"
+        unpack = true
+        [[phases]]
+        name = "copy"
+        run = "cp src/main.c \\"$PIFORGE_OUT/\\" && ls \\"$PIFORGE_SOURCES\\" > \\"$PIFORGE_OUT/sources.txt\\""
+    ''').replace("TREE", str(tree))
+    (recipes / "local.toml").write_text(recipe.replace("SHA", tree_hash(tree)))
+    path = Path(last_line(run_doit("build:local", home=home, recipes=recipes).stdout))
+    assert (path / "main.c").read_text().startswith("int main")
+    assert (path / "sources.txt").read_text() == "tree\n"
+    (tree / "src" / "main.c").write_text("int main(void) { return 1; }\n")
+    (recipes / "local.toml").write_text(recipe.replace("SHA", "0" * 64))
+    failed = run_doit("build:local", home=home, recipes=recipes, check=False)
+    assert failed.returncode != 0 and tree_hash(tree) in failed.stderr and "0" * 64 in failed.stderr
