@@ -161,6 +161,8 @@ class FileRemote(Remote):
     def __init__(self, url: str) -> None:
         super().__init__()
         parts = urllib.parse.urlsplit(url)
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise CacheError(f"cache URL {redact(url)!r}: a file cache needs an absolute path: file:///srv/cache")
         self.root = Path(urllib.parse.unquote(parts.path))
         self.display = f"file://{self.root}/"
 

@@ -63,6 +63,8 @@ def test_credentials_never_in_display_and_schemes_checked() -> None:
     remote = open_remote("http://user:pw@127.0.0.1:9/c")
     assert isinstance(remote, HttpRemote) and "pw" not in remote.display and remote.session.auth == ("user", "pw")
     assert isinstance(open_remote("file:///srv/cache"), FileRemote)
+    with pytest.raises(CacheError, match="absolute path"):
+        open_remote("file://relative/dir")
     with pytest.raises(CacheError, match="unsupported scheme 'ftp'") as error:
         open_remote("ftp://user:secret@host/x")
     assert "secret" not in str(error.value)
