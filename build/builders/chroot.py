@@ -82,8 +82,11 @@ class ChrootBuilder(Builder):
 
     def run(self, job: BuildJob) -> None:
         self.check_prerequisites(job)
+        if job.derivation.recipe.builder.base is None:
+            raise BuildError(f"{job.derivation.recipe.path}: builder.base: the chroot builder needs a "
+                             "root filesystem recipe here (e.g. base = \"rootfs-bullseye-arm64\")")
         if job.base is None or not job.base.is_dir():
-            raise BuildError(f"{job.derivation.name}: the chroot builder needs builder.base built first")
+            raise BuildError(f"{job.derivation.name}: builder.base is not built ({job.base})")
         layers = job.build_dir / "chroot"
         upper, work, root = layers / "upper", layers / "work", layers / "root"
         for directory in (upper, work, root):
