@@ -15,6 +15,7 @@ of the pulling process) say what each side costs whatever the load.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -28,7 +29,7 @@ from typing import Dict, List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from build.cache.davserver import DavServer  # noqa: E402
-from build.cache.metadata import artifact_key  # noqa: E402
+from build.cache.metadata import metadata_key  # noqa: E402
 from build.cache.push import push_one  # noqa: E402
 from build.cache.remote import HttpRemote  # noqa: E402
 from build.cache.signing import SecretKey, TrustedKeys  # noqa: E402
@@ -58,6 +59,11 @@ def make_entry(root: Path, megabytes: int) -> "tuple[Store, Derivation]":
     return built, drv
 
 
+def artifact_file(root: Path, drv: Derivation) -> str:
+    """The artifact's name on the server, as its signed metadata gives it."""
+    return json.loads((root / "data" / "cache" / metadata_key(drv.hash)).read_text())["artifact"]["file"]
+
+
 def cpu_seconds(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
@@ -77,7 +83,7 @@ def race(root: Path, drv: Derivation, key: SecretKey, rounds: int, rate: Optiona
 
     label = f"{rate:g}MBs" if rate else "loopback"
     with DavServer(root / f"nginx-{label}", root=root / "data", rate_mb_s=rate) as server:
-        url = f"{server.url}/cache/{artifact_key(drv.hash)}"
+        url = f"{server.url}/cache/{artifact_file(root, drv)}"
         Store.install = timed_install  # type: ignore[assignment]
         try:
             for number in range(rounds):
@@ -121,7 +127,7 @@ def main() -> int:
             uploaded = push_one(built, drv, remote, key, log=quiet)
             second_push = time.monotonic() - began
             calls = list(remote.calls)
-        size = (root / "data" / "cache" / artifact_key(drv.hash)).stat().st_size
+        size = (root / "data" / "cache" / artifact_file(root, drv)).stat().st_size
         print(f"artifact: {size / 1e6:.1f} MB compressed, {args.mb} MB of files; {args.rounds} rounds each, medians")
         for rate in (None, args.lan_mb_s):
             times = race(root, drv, key, args.rounds, rate)

@@ -28,9 +28,11 @@ def metadata_key(drv_hash: str) -> str:
     return f"{drv_hash}.json"
 
 
-def artifact_key(drv_hash: str) -> str:
-    """Remote name of the packed store path."""
-    return f"{drv_hash}.tar.zst"
+def artifact_key(compressed_sha256: str) -> str:
+    """Remote name of a packed store path: addressed by its own bytes (as Nix's nar/),
+    so two machines pushing the same derivation at once can never pair one's metadata
+    with the other's artifact."""
+    return f"artifacts/{compressed_sha256}.tar.zst"
 
 
 @dataclass
@@ -51,7 +53,7 @@ class ArtifactMetadata:
                  log: Dict[str, Any]) -> "ArtifactMetadata":
         return cls(
             hash=drv.hash, store_name=drv.store_name, name=drv.name, version=drv.version,
-            artifact={"file": artifact_key(drv.hash), "compression": COMPRESSION, "sha256": packed.sha256,
+            artifact={"file": artifact_key(packed.sha256), "compression": COMPRESSION, "sha256": packed.sha256,
                       "compressed_size": packed.compressed_size, "uncompressed_size": packed.uncompressed_size},
             files=dict(files), references=sorted(packed.references), log=log, derivation=drv.to_json())
 
@@ -104,7 +106,7 @@ class ArtifactMetadata:
     def _check_shape(self, what: str) -> None:
         art = self.artifact
         ok = (isinstance(art, dict) and art.get("compression") == COMPRESSION
-              and isinstance(art.get("sha256"), str) and isinstance(art.get("file"), str)
+              and isinstance(art.get("sha256"), str) and art.get("file") == artifact_key(art["sha256"])
               and isinstance(art.get("compressed_size"), int) and isinstance(art.get("uncompressed_size"), int)
               and isinstance(self.files, dict) and isinstance(self.references, list)
               and all(isinstance(e, dict) for e in self.files.values())

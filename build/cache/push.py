@@ -16,7 +16,7 @@ from ..errors import CacheError
 from ..hashing import sha256_file
 from ..paths import piforge_home
 from ..store import META_DIR, Store
-from .metadata import LOG_MEMBER, ArtifactMetadata, artifact_key, metadata_key
+from .metadata import LOG_MEMBER, ArtifactMetadata, metadata_key
 from .pack import pack_tree
 from .remote import Remote
 from .signing import SecretKey
@@ -81,7 +81,7 @@ def push_one(store: Store, drv: Derivation, remote: Remote, key: SecretKey,
         meta.sign(key)
         log(f"cache: uploading {drv.store_name} ({packed.compressed_size / 1e6:.1f} MB, "
             f"{packed.uncompressed_size / 1e6:.1f} MB unpacked) to {remote.display}")
-        remote.put_file(artifact_key(drv.hash), Path(temp_name))
+        remote.put_file(meta.artifact["file"], Path(temp_name))
         remote.put_bytes(metadata_key(drv.hash), meta.to_bytes())
     finally:
         os.unlink(temp_name)

@@ -10,7 +10,9 @@ from typing import Dict, Iterator
 
 import pytest
 
-from build.cache.metadata import artifact_key
+import json
+
+from build.cache.metadata import metadata_key
 from build.cache.push import push_one
 from build.cache.remote import FileRemote, HttpRemote
 from build.cache.substitute import Substituter
@@ -68,8 +70,10 @@ def cutting(tmp_path: Path, drvs, install_fake, key) -> Iterator[CuttingServer]:
     built = Store(tmp_path / "built")
     install_fake(built, drvs["dep"], os.urandom(2 << 20))
     push_one(built, drvs["dep"], FileRemote(f"file://{tmp_path}/cache"), key, log=lambda _: None)
-    files = {p.name: p.read_bytes() for p in (tmp_path / "cache").iterdir()}
-    server = CuttingServer(files, cut=artifact_key(drvs["dep"].hash))
+    cache = tmp_path / "cache"
+    files = {p.relative_to(cache).as_posix(): p.read_bytes() for p in cache.rglob("*") if p.is_file()}
+    artifact = json.loads(files[metadata_key(drvs["dep"].hash)])["artifact"]["file"]
+    server = CuttingServer(files, cut=artifact)
     try:
         yield server
     finally:

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from build.cache.davserver import DavServer
-from build.cache.metadata import artifact_key, metadata_key
+from build.cache.metadata import metadata_key
 from build.cache.push import push_closure, push_one
 from build.cache.remote import HttpRemote
 from build.cache.signing import SecretKey, TrustedKeys
@@ -59,8 +59,8 @@ def test_tampered_over_http_is_rejected_and_store_unchanged(tmp_path, dav, drvs,
     install_fake(built, drvs["dep"], os.urandom(1 << 20))
     remote = HttpRemote(dav.url)
     push_one(built, drvs["dep"], remote, key, log=quiet)
-    art = dav.root / artifact_key(drvs["dep"].hash)
     meta = dav.root / metadata_key(drvs["dep"].hash)
+    art = dav.root / json.loads(meta.read_text())["artifact"]["file"]
     if damage == "artifact byte":
         data = bytearray(art.read_bytes())
         data[len(data) // 3] ^= 0x40
@@ -102,7 +102,7 @@ def test_credentials_are_sent_but_never_shown(tmp_path, drvs, install_fake, key,
         monkeypatch.setenv("PIFORGE_CACHE_PASSWORD", secret)
         substituter = Substituter([HttpRemote(server.url)], TrustedKeys([key.public()]), log=lines.append)
         assert substituter.pull(drvs["dep"], Store(tmp_path / "fresh"))
-        published = b"".join(p.read_bytes() for p in server.root.iterdir())
+        published = b"".join(p.read_bytes() for p in server.root.rglob("*") if p.is_file())
         assert secret.encode() not in published
         assert not any(secret in line for line in lines)
         assert requests.get(server.url + "/" + metadata_key(drvs["dep"].hash)).status_code == 401

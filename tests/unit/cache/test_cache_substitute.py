@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from build.cache.metadata import artifact_key, metadata_key
+from build.cache.metadata import metadata_key
 from build.cache.push import push_closure, push_one
 from build.cache.remote import FileRemote
 from build.cache.signing import SecretKey, TrustedKeys
@@ -66,7 +66,8 @@ def pushed(tmp_path, drvs, install_fake, key):
     install_fake(built, drvs["dep"], bytes(range(256)) * 400)
     remote = FileRemote(f"file://{tmp_path}/cache")
     push_one(built, drvs["dep"], remote, key, log=lambda _: None)
-    return remote, tmp_path / "cache" / artifact_key(drvs["dep"].hash), tmp_path / "cache" / metadata_key(drvs["dep"].hash)
+    meta = tmp_path / "cache" / metadata_key(drvs["dep"].hash)
+    return remote, tmp_path / "cache" / json.loads(meta.read_text())["artifact"]["file"], meta
 
 
 def flip(path: Path, offset: int) -> None:
