@@ -146,6 +146,9 @@ def history_callback(per_worker_batch: int, steps: int) -> Any:
             self.epoch_start = 0.0
             self.first_step_seen = False
 
+        def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
+            event("fit_start", since_start=round(time.time() - PROCESS_START, 3))
+
         def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
             self.epoch_start = time.time()
 
