@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, List
 
 from doit import get_var
 
-from ..errors import CacheError, PiforgeError
+from ..errors import BuildError, CacheError, PiforgeError
 from ..paths import piforge_home
 from .actions import friendly
 
@@ -133,9 +133,18 @@ def _ci() -> None:
     targets = default_targets()
     store = _store()
     _log(f"ci: targets {', '.join(targets)}; {load_cache_config().describe()}")
+    built, failures = [], []
     for name in targets:
-        realise(_derivation(name), store, substituters=configured_substituters(_log))
-    _push(targets)
+        try:
+            realise(_derivation(name), store, substituters=configured_substituters(_log))
+            built.append(name)
+        except PiforgeError as error:  # push what did build: the next run substitutes it
+            failures.append(f"{name}: {error.message}")
+            _log(f"ci: {name} failed: {error.message}")
+    if built:
+        _push(built)
+    if failures:
+        raise BuildError(f"ci: {len(failures)} of {len(targets)} target(s) failed: " + "; ".join(failures))
 
 
 def task_cache() -> Iterator[Dict[str, Any]]:

@@ -30,3 +30,23 @@ def test_push_and_pull_say_what_is_missing_from_the_config(piforge_home: Path) -
         _pull([])
     with pytest.raises(CacheError, match="no cache urls"):
         _pull(["wrapt"])
+
+
+def test_ci_pushes_what_built_then_fails_naming_what_did_not(piforge_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import build.realise
+    import build.tasks.cache as tasks
+    from build.errors import BuildError
+
+    def fake_realise(drv, store, substituters=()):
+        if drv == "bad":
+            raise BuildError("phase 'compile' failed")
+
+    pushed = []
+    monkeypatch.setattr(tasks, "default_targets", lambda: ["good", "bad"])
+    monkeypatch.setattr(tasks, "_derivation", lambda name: name)
+    monkeypatch.setattr(tasks, "_store", lambda: None)
+    monkeypatch.setattr(tasks, "_push", pushed.append)
+    monkeypatch.setattr(build.realise, "realise", fake_realise)
+    with pytest.raises(BuildError, match=r"1 of 2 target\(s\) failed: bad: phase 'compile' failed"):
+        tasks._ci()
+    assert pushed == [["good"]]
