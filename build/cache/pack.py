@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import queue
 import stat
 import tarfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Iterable, Iterator, List, Mapping, Optional, Tuple
@@ -27,7 +25,6 @@ from ..errors import ArtifactRejectedError, CacheError
 FIXED_MTIME = 315532800
 CHUNK = 1 << 20
 ZSTD_LEVEL = 3
-THREADED_HASH_MIN = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -273,31 +270,19 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path,
     handle = tar.extractfile(member)
     assert handle is not None
     with open(target, "wb") as out:
-        digest = _copy_hashing(handle, out, member.size)
+        digest = _copy_hashing(handle, out)
     if digest.hexdigest() != promise.get("sha256"):
         raise ArtifactRejectedError(f"{what}: {name}: sha256 {digest.hexdigest()} does not match the signed metadata ({promise.get('sha256')})")
     os.chmod(target, int(promise.get("mode", 0o644)) & 0o7777)
 
 
-def _copy_hashing(source: BinaryIO, out: BinaryIO, size: int) -> "hashlib._Hash":
-    """Copy while hashing; for big files the hash runs in a second thread (hashlib
-    releases the GIL), so it overlaps decompression and the write on another core."""
+def _copy_hashing(source: BinaryIO, out: BinaryIO) -> "hashlib._Hash":
+    # Inline on purpose: a hashing thread measured slower on a busy 2-core machine
+    # (queue and GIL hand-offs cost more than the overlap gains).
     digest = hashlib.sha256()
-    if size < THREADED_HASH_MIN:
-        for block in iter(lambda: source.read(CHUNK), b""):
-            digest.update(block)
-            out.write(block)
-        return digest
-    blocks: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=8)
-    hasher = threading.Thread(target=lambda: [digest.update(b) for b in iter(blocks.get, None)], daemon=True)
-    hasher.start()
-    try:
-        for block in iter(lambda: source.read(CHUNK), b""):
-            blocks.put(block)
-            out.write(block)
-    finally:
-        blocks.put(None)
-        hasher.join()
+    for block in iter(lambda: source.read(CHUNK), b""):
+        digest.update(block)
+        out.write(block)
     return digest
 
 
