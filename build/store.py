@@ -30,8 +30,10 @@ BUILD_LOG = "build.log"
 STAGING_PREFIX = ".staging-"
 
 
-def file_manifest(root: Path) -> Dict[str, Dict[str, Any]]:
-    """Every file under ``root`` (except .piforge/): relpath -> type, sha256, size, mode."""
+def file_manifest(root: Path, with_hashes: bool = True) -> Dict[str, Dict[str, Any]]:
+    """Every file under ``root`` (except .piforge/): relpath -> type, sha256, size, mode.
+
+    ``with_hashes=False`` skips the sha256 (for callers that verified content already)."""
     entries: Dict[str, Dict[str, Any]] = {}
     for directory, dirnames, filenames in os.walk(root):
         relative_dir = os.path.relpath(directory, root)
@@ -45,8 +47,9 @@ def file_manifest(root: Path) -> Dict[str, Dict[str, Any]]:
             if stat.S_ISLNK(info.st_mode):
                 entries[relative] = {"type": "symlink", "target": os.readlink(path)}
             elif stat.S_ISREG(info.st_mode):
-                entries[relative] = {"type": "file", "sha256": sha256_file(Path(path)),
-                                     "size": info.st_size, "mode": stat.S_IMODE(info.st_mode)}
+                entries[relative] = {"type": "file", "size": info.st_size, "mode": stat.S_IMODE(info.st_mode)}
+                if with_hashes:
+                    entries[relative]["sha256"] = sha256_file(Path(path))
             else:  # device nodes, fifos (a rootfs may have some): recorded, not hashed
                 entries[relative] = {"type": "special", "mode": info.st_mode}
     return entries
@@ -97,8 +100,9 @@ class Store:
                 manifest: Optional[Dict[str, Dict[str, Any]]] = None) -> Path:
         """Seal ``staging`` (manifest, derivation, log) and rename it to the store path.
 
-        ``manifest`` may be passed when the caller already verified the files against it
-        (a substituted artifact); it is then checked again here, cheaply, by size.
+        ``manifest`` may be passed when the caller already verified the files' content
+        against it (a substituted artifact); here it is checked again, cheaply, by
+        type, size, mode and link target only, and recorded as the entry's manifest.
         """
         staging = Path(staging)
         if staging.parent.resolve() != self.root.resolve():
@@ -106,9 +110,14 @@ class Store:
         target = self.path_of(drv)
         if target.exists():
             raise StoreError(f"{target} already exists; a store entry is never overwritten")
-        files = file_manifest(staging)
-        if manifest is not None and _sizes(manifest) != _sizes(files):
-            raise StoreError(f"files in {staging} do not match the expected manifest of {drv.name}")
+        if manifest is None:
+            files = file_manifest(staging)
+        else:
+            # The caller checked every byte against the signed manifest while writing the
+            # files: a second hashing pass would double the cost of a pull for nothing.
+            if _shape(manifest) != _shape(file_manifest(staging, with_hashes=False)):
+                raise StoreError(f"files in {staging} do not match the expected manifest of {drv.name}")
+            files = manifest
         meta = staging / META_DIR
         meta.mkdir(exist_ok=True)
         if isinstance(log, Path):
@@ -192,5 +201,6 @@ class Store:
         shutil.rmtree(doomed, ignore_errors=True)
 
 
-def _sizes(files: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
-    return {name: (entry.get("type"), entry.get("size")) for name, entry in files.items()}
+def _shape(files: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Everything a manifest says of each file except its hash."""
+    return {name: {k: v for k, v in entry.items() if k != "sha256"} for name, entry in files.items()}

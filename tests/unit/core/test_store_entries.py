@@ -96,3 +96,15 @@ def test_lock_serialises_processes(tmp_path: Path, drv) -> None:
     with store.lock(drv):
         assert (tmp_path / "released").exists()  # we got the lock only after the holder let go
     holder.join()
+
+
+def test_install_with_a_verified_manifest_checks_shape_not_content(tmp_path: Path, drv) -> None:
+    store = Store(tmp_path / "store")
+    source = Store(tmp_path / "other")
+    expected = source.manifest(source.install(drv, staged(source, drv)))["files"]
+    wrong = dict(expected, **{"bin/tool": dict(expected["bin/tool"], size=1)})
+    with pytest.raises(StoreError, match="do not match"):
+        store.install(drv, staged(store, drv), manifest=wrong)
+    assert not store.is_valid(drv)
+    path = store.install(drv, staged(store, drv), manifest=expected)
+    assert store.manifest(path)["files"] == expected and store.verify(path) == []
