@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 from ..bazel.caches import container_caches, container_mounts, host_caches
-from ..bazel.flags import BazelSettings, remote_cache_from_environment
+from ..bazel.flags import BazelSettings
 from ..bazel.progress import ProgressMeter
 from ..errors import BuildError, PrerequisiteError
 from ..paths import REPO_ROOT
@@ -109,7 +109,9 @@ class DockerBuilder(Builder):
             return {}
         figures = figures or preflight.measure(REPO_ROOT)
         cpus, ram_mb = preflight.bazel_limits(figures, recipe.resources.cpus)
-        return BazelSettings(container_caches(), cpus, ram_mb, remote_cache_from_environment()).environment()
+        from ..cache.config import bazel_remote_cache  # $PIFORGE_BAZEL_REMOTE_CACHE, else [cache]'s
+
+        return BazelSettings(container_caches(), cpus, ram_mb, bazel_remote_cache()).environment()
 
     def check_prerequisites(self, job: Optional[BuildJob] = None) -> None:
         path = dockerfile_path(dict(self.spec.options))
@@ -272,6 +274,7 @@ def run_phase_container(client: Any, job: BuildJob, image_id: str, phase: Any,
         image_id, command=["/bin/bash", "-c", phase_script(phase, env["PIFORGE_SRC"])],
         environment=env, working_dir="/", volumes=volumes, network_mode=network,
         platform=docker_platform(recipe.platform), user="0:0", hostname="piforge-build",
+        init=True,   # a reaping PID 1: daemons such as Bazel's server exit cleanly
         labels={LABEL: job.derivation.hash, "piforge.phase": phase.name}, detach=True)
     progress = _ProgressPrinter(recipe.name) if bazel else None
     try:

@@ -9,6 +9,7 @@ removing any container piforge left (there should be none: the tests check).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -17,6 +18,7 @@ from typing import Iterator
 
 import pytest
 
+from build.mounts import unmount_below
 from conftest import _unavailable, require_root, require_tool
 
 SOCKET = "/run/piforge-test-dockerd.sock"
@@ -97,6 +99,9 @@ def dockerd(shared_home: Path) -> Iterator[str]:
             process.kill()
             process.wait()
         log.close()
+        # dockerd leaves its default netns bind-mounted under the exec root
+        unmount_below(Path(EXEC_ROOT))
+        shutil.rmtree(EXEC_ROOT, ignore_errors=True)
 
 
 def piforge_containers(url: str) -> list:
