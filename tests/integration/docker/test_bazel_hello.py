@@ -57,6 +57,8 @@ def test_bazel_hello_for_arm64_resumes_after_a_kill(dockerd: str, shared_home: P
     if listed.returncode == 0:
         Store(shared_home / "store").remove(store_path(listed))
     shutil.rmtree(shared_home / "cache" / "bazel" / cache_key("bazel-hello", "linux/aarch64"), ignore_errors=True)
+    for stale in (shared_home / "build").glob("*-bazel-hello-1"):   # left by a SIGKILLed run
+        shutil.rmtree(stale, ignore_errors=True)
 
     # Start the build; once Bazel has finished some actions, Ctrl-C it.
     process = subprocess.Popen(doit_argv("build:bazel-hello"), cwd=str(REPO), env=doit_env(shared_home),
