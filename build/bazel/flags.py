@@ -70,3 +70,16 @@ def render_script(script: str, environment: Mapping[str, str]) -> str:
         return environment.get(name, match.group(0))
 
     return _VARIABLE.sub(substitute, script)
+
+
+def host_environment(recipe: "object", figures: "object" = None) -> Dict[str, str]:
+    """PIFORGE_BAZEL_* for a build running directly on this machine (the native builder
+    on a Pi): this machine's caches for the recipe+target, its CPU/RAM limits."""
+    from .. import preflight
+    from ..paths import piforge_home
+    from .caches import host_caches
+
+    figures = figures or preflight.measure(piforge_home())
+    cpus, ram_mb = preflight.bazel_limits(figures, recipe.resources.cpus)  # type: ignore[attr-defined]
+    caches = host_caches(recipe.name, recipe.platform)  # type: ignore[attr-defined]
+    return BazelSettings(caches, cpus, ram_mb, remote_cache_from_environment()).environment()

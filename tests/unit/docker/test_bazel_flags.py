@@ -49,3 +49,16 @@ def test_render_script_expands_only_bazel_variables() -> None:
     env = {"PIFORGE_BAZEL_STARTUP": "--output_base=/o", "PIFORGE_BAZEL_FLAGS": "--local_cpu_resources=3"}
     text = 'bazel $PIFORGE_BAZEL_STARTUP build ${PIFORGE_BAZEL_FLAGS} //x "$PIFORGE_OUT" $PIFORGE_BAZEL_NOPE'
     assert render_script(text, env) == 'bazel --output_base=/o build --local_cpu_resources=3 //x "$PIFORGE_OUT" $PIFORGE_BAZEL_NOPE'
+
+
+def test_host_environment_uses_this_machines_caches(piforge_home: Path) -> None:
+    from types import SimpleNamespace
+
+    from build.bazel.flags import host_environment
+    from build.preflight import GIB, MachineFigures
+    from build.recipe import Resources
+
+    recipe = SimpleNamespace(name="tensorflow", platform="linux/aarch64", resources=Resources(ram_gb=4))
+    env = host_environment(recipe, MachineFigures(4 * GIB, 6 * GIB, 100 * GIB, 4))
+    assert f"--output_base={piforge_home}/cache/bazel/tensorflow-linux-aarch64/output-base" in env["PIFORGE_BAZEL_STARTUP"]
+    assert "--local_cpu_resources=3" in env["PIFORGE_BAZEL_FLAGS"] and env["PIFORGE_BAZEL_CPUS"] == "3"
