@@ -36,13 +36,9 @@ def build_model(tf, size, optimizer):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    params = kit.parse_params(DEFAULTS)
-    worker = kit.Worker()
-    strategy = kit.make_strategy(worker)
+    params, worker, strategy, arrays = kit.start(DEFAULTS)
     import tensorflow as tf
 
-    tf.random.set_seed(params["seed"])
-    arrays = kit.load_arrays(params["data"])
     size = params["image_size"]
 
     def to_float(image, label):  # type: ignore[no-untyped-def]

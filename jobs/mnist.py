@@ -36,13 +36,9 @@ def build_model(tf, optimizer):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    params = kit.parse_params(DEFAULTS)
-    worker = kit.Worker()
-    strategy = kit.make_strategy(worker)
+    params, worker, strategy, arrays = kit.start(DEFAULTS)
     import tensorflow as tf
 
-    tf.random.set_seed(params["seed"])
-    arrays = kit.load_arrays(params["data"])
 
     def to_float(image, label):  # type: ignore[no-untyped-def]
         return tf.cast(image, tf.float32) / 255.0, tf.cast(label, tf.int64)

@@ -96,6 +96,17 @@ def make_strategy(worker: Worker) -> Any:
     return factory()
 
 
+def start(defaults: Dict[str, Any]) -> Tuple[Dict[str, Any], Worker, Any, Dict[str, Any]]:
+    """The beginning of every built-in job: parameters, place, strategy, seeded TF, data."""
+    params = parse_params(defaults)
+    worker = Worker()
+    strategy = make_strategy(worker)
+    import tensorflow as tf
+
+    tf.random.set_seed(params["seed"])
+    return params, worker, strategy, load_arrays(params["data"])
+
+
 def load_arrays(path: str) -> Dict[str, Any]:
     import numpy as np
 
