@@ -113,3 +113,17 @@ def test_custom_script_job_from_cluster_toml(test_cluster, run_piforge):
         weight = float(line.split("= ")[1].split(" *")[0])
         assert abs(weight - 3.0) < 0.3, line
     assert result.stdout.count("Epoch 6/6") == 2
+
+
+def test_ctrl_c_stops_every_worker(test_cluster, piforge_home: Path, start_piforge):
+    cluster = test_cluster.write('[jobs.mnist]\nhosts = ["h0", "h1"]\n')
+    process = start_piforge("train:mnist", f"cluster={cluster}", *LONG)
+    run = wait_for_event(piforge_home, "epoch")
+    process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal delivers to piforge
+    pressed = time.monotonic()
+    out = finish(process)
+    assert time.monotonic() - pressed < 30
+    assert process.returncode != 0 and "interrupted by the user (Ctrl-C)" in out
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert worker_pids(test_cluster.root / "hosts") == []
+    assert_ports_free(ports_of(cluster))
