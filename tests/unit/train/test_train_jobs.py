@@ -131,3 +131,22 @@ def test_report_of_two_runs_has_plots_and_efficiency(tmp_path: Path):
     with pytest.raises(TrainingError, match="no run matching 'zzz'"):
         find_run("zzz", tmp_path)
     assert json.loads((double / "run.json").read_text())["workers"] == 2
+
+
+def test_hosts_without_the_profile_python_are_found(tmp_path: Path):
+    from build.train.environment import ensure_deployed, hosts_without_python
+
+    ready, empty = tmp_path / "ready", tmp_path / "empty"
+    python = ready / "venvs" / "local" / "current" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    path = tmp_path / "cluster.toml"
+    path.write_text(f'[cluster]\nprofile = "local"\n[[hosts]]\nname = "a"\ntf_port = 30001\nhome = "{ready}"\n'
+                    f'[[hosts]]\nname = "b"\ntf_port = 30002\nhome = "{empty}"\n')
+    cluster = load_cluster(path)
+    assert hosts_without_python(cluster, ["a", "b"], {}) == ["b"]
+    assert hosts_without_python(cluster, ["a", "b"], {"python": str(python)}) == []
+    said = []
+    ensure_deployed(cluster, ["a", "b"], {"python": str(python)}, said.append)  # python=PATH: no deploy
+    assert said == []
