@@ -12,6 +12,8 @@ PIFORGE_CACHE_TRUSTED_KEYS (space-separated), PIFORGE_CACHE_SIGNING_KEY.
     trusted_keys = ["ci-1:BASE64..."]              # signatures accepted on pull
     signing_key = "~/.config/piforge/ci-1.secret"  # signs what this machine pushes
     bazel_remote_cache = "https://cache.example.org/bazel"  # default: <push_url or first url>/bazel
+    endpoint = "http://minio.lan:9000"             # for s3://bucket/prefix urls (MinIO, Ceph); default AWS
+    region = "eu-central-1"                        # for s3:// urls (default: AWS_REGION/AWS_DEFAULT_REGION)
 """
 from __future__ import annotations
 
@@ -23,10 +25,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..errors import ConfigError
 from ..paths import piforge_home
 from ..tomlfile import load_toml
-from .remote import redact
+from .remote import Remote, open_remote, redact
 from .signing import PublicKey, SecretKey, TrustedKeys
 
-KNOWN_FIELDS = ("urls", "push_url", "trusted_keys", "signing_key", "bazel_remote_cache")
+KNOWN_FIELDS = ("urls", "push_url", "trusted_keys", "signing_key", "bazel_remote_cache", "endpoint", "region")
 
 
 def config_path() -> Path:
@@ -41,6 +43,8 @@ class CacheConfig:
     trusted_keys: Tuple[str, ...] = ()
     signing_key: Optional[Path] = None
     bazel_remote_cache: Optional[str] = None
+    endpoint: Optional[str] = None   # S3 endpoint of s3:// urls
+    region: Optional[str] = None     # S3 region of s3:// urls
     source: str = "(defaults)"
 
     def trusted(self) -> TrustedKeys:
@@ -50,11 +54,16 @@ class CacheConfig:
             keys.append(SecretKey.load(self.signing_key).public())
         return TrustedKeys(keys)
 
+    def remote(self, url: str) -> Remote:
+        """The backend for one of this config's URLs (s3:// ones get endpoint and region)."""
+        return open_remote(url, endpoint=self.endpoint, region=self.region)
+
     def bazel_cache_url(self) -> Optional[str]:
         """Where Bazel's HTTP remote cache lives: explicit, else beside the artifacts."""
         if self.bazel_remote_cache:
             return self.bazel_remote_cache
-        base = self.push_url or next((u for u in self.urls if u.startswith(("http://", "https://"))), None)
+        web = ("http://", "https://")   # Bazel's remote cache speaks HTTP, not S3 or file://
+        base = next((u for u in (self.push_url, *self.urls) if u and u.startswith(web)), None)
         return base.rstrip("/") + "/bazel" if base else None
 
     def describe(self) -> str:
@@ -84,7 +93,7 @@ def load_cache_config(path: Optional[Path] = None) -> CacheConfig:
         for key in ("urls", "trusted_keys"):
             if key in table:
                 fields[key] = _strings(doc, table[key], key)
-        for key in ("push_url", "signing_key", "bazel_remote_cache"):
+        for key in ("push_url", "signing_key", "bazel_remote_cache", "endpoint", "region"):
             if key in table:
                 if not isinstance(table[key], str) or not table[key]:
                     raise doc.error(ConfigError, ("cache", key), "expected a non-empty string")
@@ -112,8 +121,9 @@ def write_cache_config(config: CacheConfig, path: Optional[Path] = None) -> Path
     lines.append("trusted_keys = [" + ", ".join(_quote(k) for k in config.trusted_keys) + "]")
     if config.signing_key:
         lines.append(f"signing_key = {_quote(str(config.signing_key))}")
-    if config.bazel_remote_cache:
-        lines.append(f"bazel_remote_cache = {_quote(config.bazel_remote_cache)}")
+    for key in ("bazel_remote_cache", "endpoint", "region"):
+        if getattr(config, key):
+            lines.append(f"{key} = {_quote(getattr(config, key))}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -1,4 +1,5 @@
-"""Cache backends: plain HTTP(S) (nginx WebDAV, any static server for pulls) and file://.
+"""Cache backends: plain HTTP(S) (nginx WebDAV, any static server for pulls) and file://
+(S3: ``s3.py``).
 
 A backend knows four verbs on names relative to its base URL: HEAD, GET (whole, for
 small metadata), GET as a stream (artifacts), PUT. Credentials come from the
@@ -214,11 +215,16 @@ class FileRemote(Remote):
         self._atomic_write(name, lambda out: out.write(data))
 
 
-def open_remote(url: str) -> Remote:
-    """The backend for ``url``: http(s):// or file://."""
+def open_remote(url: str, endpoint: Optional[str] = None, region: Optional[str] = None) -> Remote:
+    """The backend for ``url``: http(s)://, file:// or s3:// (``endpoint``/``region``: S3 only)."""
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme in ("http", "https"):
         return HttpRemote(url)
     if scheme == "file":
         return FileRemote(url)
-    raise CacheError(f"cache URL {redact(url)!r}: unsupported scheme {scheme!r} (use http://, https:// or file://)")
+    if scheme == "s3":
+        from .s3 import S3Remote   # imported late: s3.py builds on HttpRemote
+
+        return S3Remote(url, endpoint=endpoint, region=region)
+    raise CacheError(f"cache URL {redact(url)!r}: unsupported scheme {scheme!r} "
+                     "(use http://, https://, file:// or s3://)")

@@ -19,7 +19,7 @@ from ..store import Store
 from .config import CacheConfig, load_cache_config
 from .metadata import LOG_MEMBER, ArtifactMetadata, metadata_key
 from .pack import unpack_verified
-from .remote import Remote, open_remote
+from .remote import Remote
 from .signing import TrustedKeys
 
 Log = Callable[[str], None]
@@ -119,7 +119,7 @@ class Substituter:
     @classmethod
     def from_config(cls, config: Optional[CacheConfig] = None, log: Log = print) -> "Substituter":
         config = config or load_cache_config()
-        return cls([open_remote(url) for url in config.urls], config.trusted(), log)
+        return cls([config.remote(url) for url in config.urls], config.trusted(), log)
 
     def __call__(self, drv: Derivation, store: Store) -> bool:
         return self.pull(drv, store)
@@ -197,3 +197,21 @@ class Substituter:
                 self.log(f"cache: {drv.store_name} needs {reference}, which no cache has: building instead")
                 return False
         return True
+
+
+def substitute_or_fail(drv: Derivation, store: Store, config: Optional[CacheConfig] = None,
+                       log: Log = print) -> Path:
+    """Substitute-only (``cache:pull``, ``build:X substitute_only=1``): ``drv``'s store path
+    from a trusted cache, or a CacheError naming every cache tried and why each failed.
+    Never builds; a target no cache has is not worth pulling any of its inputs for."""
+    config = config or load_cache_config()
+    if not config.urls:
+        raise CacheError(f"{drv.name}: substitute only, but no cache urls in the [cache] table of {config.source}",
+                         hint="set urls = [...] (or PIFORGE_CACHE_URLS)")
+    substituter = Substituter.from_config(config, log)
+    if not substituter.pull(drv, store):
+        tried = ", ".join(remote.display for remote in substituter.remotes)
+        why = "; ".join(substituter.rejections) or "none of them has it"
+        raise CacheError(f"{drv.name}: cannot substitute {drv.store_name} (caches tried: {tried}): {why}",
+                         hint=f"build it instead: ./piforge build:{drv.name} (without substitute_only=1)")
+    return store.path_of(drv)

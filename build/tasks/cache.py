@@ -86,7 +86,6 @@ def _keygen(name: str, directory: str) -> None:
 def _push(recipes: List[str]) -> None:
     from ..cache.config import load_cache_config
     from ..cache.push import push_closure
-    from ..cache.remote import open_remote
     from ..cache.signing import SecretKey
 
     config = load_cache_config()
@@ -97,7 +96,7 @@ def _push(recipes: List[str]) -> None:
         raise CacheError(f"no signing_key in the [cache] table of {config.source}",
                          hint="make one with ./piforge cache:keygen (or set PIFORGE_CACHE_SIGNING_KEY)")
     key = SecretKey.load(config.signing_key)
-    remote = open_remote(config.push_url)
+    remote = config.remote(config.push_url)
     store = _store()
     for name in recipes or default_targets():
         report = push_closure(store, _derivation(name), remote, key, log=_log)
@@ -107,22 +106,14 @@ def _push(recipes: List[str]) -> None:
 
 def _pull(recipes: List[str]) -> None:
     from ..cache.config import load_cache_config
-    from ..cache.substitute import Substituter
+    from ..cache.substitute import substitute_or_fail
 
     if not recipes:
         raise CacheError("cache:pull needs at least one recipe name, e.g. ./piforge cache:pull wrapt")
     config = load_cache_config()
-    if not config.urls:
-        raise CacheError(f"no cache urls in the [cache] table of {config.source}", hint="set urls = [...]")
-    substituter = Substituter.from_config(config, log=_log)
     store = _store()
     for name in recipes:
-        drv = _derivation(name)
-        if not substituter.pull(drv, store):
-            why = "; ".join(substituter.rejections) or "no configured cache has it"
-            raise CacheError(f"{name}: cannot substitute {drv.store_name}: {why}",
-                             hint=f"build it instead: ./piforge build:{name}")
-        print(store.path_of(drv), flush=True)
+        print(substitute_or_fail(_derivation(name), store, config, log=_log), flush=True)
 
 
 def _ci() -> None:

@@ -84,10 +84,21 @@ def configured_substituters(report: Any) -> List[Any]:
     return [Substituter.from_config(config, log=report)] if config.urls else []
 
 
+def substitute_only() -> bool:
+    """``substitute_only=1``: take build:X / wheel from a trusted cache or fail, never build
+    (a Pi, or a CI job that must not start a 20-hour build)."""
+    return str(get_var("substitute_only", "")).lower() in ("1", "true", "yes")
+
+
 def _realise(name: str) -> None:
     from ..realise import realise, report_stderr
 
     drvs = _valid_derivations()
+    if substitute_only():
+        from ..cache.substitute import substitute_or_fail
+
+        substitute_or_fail(drvs[name], _store(), log=report_stderr)
+        return
     realise(drvs[name], _store(), substituters=configured_substituters(report_stderr))
 
 
@@ -120,7 +131,8 @@ def task_realise() -> Iterator[Dict[str, Any]]:
 
 
 def task_build() -> Iterator[Dict[str, Any]]:
-    """Build a recipe (build:<recipe>) and print its store path alone on the last line."""
+    """Build a recipe (build:<recipe>) and print its store path alone on the last line
+    (substitute_only=1: from a trusted cache or fail, never build)."""
     yield {"basename": "build", "name": None, "doc": task_build.__doc__}
     for name in _names():
         yield {
@@ -203,7 +215,8 @@ def _wheel(name: str) -> Any:
 
 
 def task_wheel() -> Dict[str, Any]:
-    """Build the profile's wheel and print its store path (recipe=NAME, e.g. recipe=wrapt; profile=NAME)."""
+    """Build the profile's wheel and print its store path (recipe=NAME, e.g. recipe=wrapt; profile=NAME;
+    substitute_only=1: from a trusted cache or fail)."""
     name = wheel_recipe()
     drvs, _ = _derivations()
     return {
