@@ -57,7 +57,7 @@ class S3Remote(HttpRemote):
             where = f" at {redact(endpoint)}"
         else:
             self.base = f"https://{bucket}.s3.{self.region}.amazonaws.com/{key_prefix}"
-            where = ""
+            where = f" at https://{bucket}.s3.{self.region}.amazonaws.com"
         self.display = f"s3://{bucket}/{prefix + '/' if prefix else ''}"
         self.where = where
         self.credentials = load_aws_credentials()
@@ -72,7 +72,10 @@ class S3Remote(HttpRemote):
             headers.update(sign_headers(verb, self._url(name), _payload_sha256(kwargs.get("data")),
                                         self.credentials, self.region))
             kwargs["headers"] = headers
-        return super()._request(verb, name, **kwargs)
+        try:
+            return super()._request(verb, name, **kwargs)
+        except CacheError as error:   # "cannot reach the cache": say which endpoint
+            raise CacheError(f"{error.message}{self.where}", hint=error.hint) from None
 
     def _fail(self, verb: str, name: str, response: requests.Response) -> CacheError:
         code = ""
