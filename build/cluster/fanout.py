@@ -1,16 +1,18 @@
 """Fan-out: get the same files onto many ssh hosts without the controller's uplink
 being the bottleneck.
 
-Files are cut into chunks. The hosts that need a file form a chain in cluster order;
-each host receives every chunk from the previous host in the chain (the first one from
-the controller) as soon as that host has verified it, so all links carry data at once:
-N hosts take about (chunks + N - 1) chunk-times instead of N x chunks. Every hop is a
-plain ``scp`` (controller -> host over the ControlMaster connection; host -> host on
-the sending host, authenticated by the forwarded agent, host keys checked against the
-controller's known_hosts entries), and every hop is verified by sha256 on the receiving
-host before the chunk counts as there. A relay that fails (no scp on the host, a
-firewall between hosts, a corrupted hop) falls back to a direct copy from the
-controller; a host that fails does not stop the others.
+Files are cut into chunks; a host passes on a chunk as soon as it has verified it. For
+every chunk a host still needs, the scheduler picks a sender: an idle host that already
+has the chunk, else the controller when its uplink is idle; each sender (the controller
+included) sends one chunk at a time, so every link runs at full rate. The first chunk
+spreads like a doubling tree (1, 2, 4, 8 hosts), after which every host's uplink is busy
+too: N hosts take little longer than one, and a slow host only slows itself. Every hop
+is a plain ``scp`` (controller -> host over the ControlMaster connection; host -> host
+on the sending host, authenticated by the forwarded agent, host keys checked against the
+controller's known_hosts entries), verified by sha256 on the receiving host before the
+chunk counts as there. A relay that fails (no scp on the host, a firewall between hosts,
+a corrupted hop) is not used for that pair again and the chunk comes from elsewhere; a
+host that fails does not stop the others.
 
 piforge only plans who sends to whom; scp moves the bytes.
 """
@@ -30,12 +32,14 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 from ..errors import HostError, StoreError
 from ..hashing import sha256_bytes
 from ..paths import piforge_home
-from .hostscripts import ASSEMBLE, EXIT_HASH_MISMATCH, RELAY, VERIFY, run_script
+from .hostscripts import ASSEMBLE, EXIT_HASH_MISMATCH, RELAY, VERIFY, VERIFY_MANY, run_script
 from .hosts.ssh import SshHost
 from .wheelhouse import WheelFile
 
-CHUNK_BYTES = 8 << 20     # small enough that an 8-host chain adds ~7 chunk-times to a 200 MB copy
+CHUNK_BYTES = 8 << 20     # big enough that a hop's fixed cost (~0.1-0.3 s) is small beside its transfer
+CONTROLLER = ""           # the controller's name among the senders
 DIRECT_ATTEMPTS = 3        # a hash mismatch on a direct copy is retried this often
+BATCH_CHUNKS = 4           # chunks one hop may carry when the sender has several the receiver lacks
 HOP_TIMEOUT = 600.0
 Report = Callable[[str], None]
 
@@ -142,19 +146,79 @@ class FanOut:
         self.relays_used = 0
         self.direct_hops = 0
         self.broken: Set[Tuple[str, str]] = set()   # (sender, receiver) pairs whose relay failed
+        self.busy: Dict[str, bool] = {}             # sender name (or CONTROLLER) -> sending now
+        self.sends: Dict[str, int] = {}
+        self.waiting: Dict[str, tuple] = {}         # host -> (chunks it has, since, receiver, key wanted)
 
     # -- the plan --------------------------------------------------------------------
-    def parent_of(self, receiver: Receiver, wheel: WheelFile) -> Optional[Receiver]:
-        """The host before ``receiver`` in this file's chain that can relay (None: the controller)."""
-        if not self.relay:
-            return None
-        chain = [r for r in self.receivers if any(w.sha256 == wheel.sha256 for w in r.needs)]
-        position = chain.index(receiver)
-        for candidate in reversed(chain[:position]):
-            if candidate.can_relay and candidate.error is None and \
-                    (candidate.host.name, receiver.host.name) not in self.broken:
-                return candidate
-        return None
+    def _holders(self, key: Tuple[str, int]) -> int:
+        return sum(1 for r in self.receivers if key in r.has_chunks)
+
+    def _options(self, receiver: Receiver, missing: List[Chunk]) -> List[Tuple[Optional[Receiver], List[Chunk]]]:
+        """(sender, chunks) pairs ``receiver`` could start now, best first (under the lock).
+
+        Any idle host holding any chunk the receiver lacks may send it, rarest chunk
+        first, so hosts need not wait for each other's order; the controller's uplink,
+        the scarce one, sends only chunks no host holds yet (with relays off: anything).
+        """
+        options: List[Tuple[Optional[Receiver], List[Chunk]]] = []
+        if self.relay:
+            idle = [r for r in self.receivers if r is not receiver and r.can_relay and r.error is None
+                    and not self.busy.get(r.host.name) and (r.host.name, receiver.host.name) not in self.broken]
+            for sender in sorted(idle, key=lambda r: self.sends.get(r.host.name, 0)):
+                held = [c for c in missing if (c.file_sha, c.index) in sender.has_chunks]
+                if held:
+                    first = min(held, key=lambda c: self._holders((c.file_sha, c.index)))
+                    options.append((sender, self._batch(first, held)))
+        if not self.busy.get(CONTROLLER) or not self.relay:
+            fresh = [c for c in missing if not self.relay or
+                     not any((c.file_sha, c.index) in r.has_chunks and r.can_relay and r.error is None
+                             and (r.host.name, receiver.host.name) not in self.broken
+                             for r in self.receivers if r is not receiver)]
+            if fresh:
+                # While others still receive, one chunk at a time so new chunks spread early.
+                options.append((None, [fresh[0]] if self._others_receiving(receiver) else self._batch(fresh[0], fresh)))
+        return options
+
+    @staticmethod
+    def _batch(first: Chunk, candidates: List[Chunk]) -> List[Chunk]:
+        """``first`` plus more chunks of the same file (one hop's fixed cost for several)."""
+        if first.whole:
+            return [first]
+        more = [c for c in candidates if c.file_sha == first.file_sha and c is not first and not c.whole]
+        return [first] + more[:BATCH_CHUNKS - 1]
+
+    def _acquire(self, receiver: Receiver, missing: List[Chunk]) -> Tuple[Optional[Receiver], List[Chunk]]:
+        """Block until some sender can serve ``receiver`` and reserve it (None: the controller).
+
+        Fair: a sender goes first to the waiting host with the fewest chunks (then the one
+        waiting longest), so no host starves while another keeps the fast sources.
+        """
+        with self.changed:
+            self.waiting[receiver.host.name] = (len(receiver.has_chunks), time.monotonic(), receiver, missing)
+            try:
+                while True:
+                    mine = self.waiting[receiver.host.name][:2]
+                    for sender, batch in self._options(receiver, missing):
+                        if self.relay and any(w[:2] < mine and any(o[0] is sender for o in self._options(w[2], w[3]))
+                                              for w in self.waiting.values()):
+                            continue
+                        name = sender.host.name if sender else CONTROLLER
+                        if self.relay:   # without relays every host copies from here at once (a star)
+                            self.busy[name] = True
+                        self.sends[name] = self.sends.get(name, 0) + 1
+                        return sender, batch
+                    self.changed.wait(timeout=1)
+            finally:
+                del self.waiting[receiver.host.name]
+
+    def _others_receiving(self, receiver: Receiver) -> bool:
+        return self.relay and any(r is not receiver and not r.done for r in self.receivers)
+
+    def _release(self, sender: Optional[Receiver]) -> None:
+        with self.changed:
+            self.busy[sender.host.name if sender else CONTROLLER] = False
+            self.changed.notify_all()
 
     # -- running -----------------------------------------------------------------------
     def run(self) -> None:
@@ -176,20 +240,25 @@ class FanOut:
         assemblies = []
         try:
             plans = [(wheel, self.cache.chunks(wheel)) for wheel in receiver.needs]
-            receiver.host.run(["mkdir", "-p", *[os.path.dirname(receiver.chunk_path(chunks[0])) for _, chunks in plans]],
+            receiver.host.run(["mkdir", "-p", *[os.path.dirname(receiver.chunk_path(chunks[0])) for _, chunks in plans],
+                               *[f"{receiver.incoming(w.sha256)}/.recv" for w, chunks in plans if not chunks[0].whole]],
                               timeout=60)
-            for wheel, chunks in plans:
-                for chunk in chunks:
-                    key = (chunk.file_sha, chunk.index)
-                    if key not in receiver.has_chunks:
-                        self._deliver(receiver, wheel, chunk)
-                        receiver.bytes_done += chunk.size
-                        receiver.bytes_sent += chunk.size
+            joined: Set[str] = set()
+            while True:
+                missing = [c for _, chunks in plans for c in chunks if (c.file_sha, c.index) not in receiver.has_chunks]
+                if not missing:
+                    break
+                for chunk in self._deliver(receiver, missing):
+                    receiver.bytes_done += chunk.size
+                    receiver.bytes_sent += chunk.size
                     with self.changed:
-                        receiver.has_chunks.add(key)
+                        receiver.has_chunks.add((chunk.file_sha, chunk.index))
                         self.changed.notify_all()
-                if not chunks[0].whole:
-                    assemblies.append(assembler.submit(self._assemble, receiver, wheel, chunks))
+                for wheel, chunks in plans:
+                    if wheel.sha256 not in joined and not chunks[0].whole and \
+                            all((c.file_sha, c.index) in receiver.has_chunks for c in chunks):
+                        joined.add(wheel.sha256)
+                        assemblies.append(assembler.submit(self._assemble, receiver, wheel, chunks))
             for assembly in assemblies:
                 assembly.result()
         except HostError as error:
@@ -200,47 +269,84 @@ class FanOut:
                 receiver.done = True
                 self.changed.notify_all()
 
-    def _deliver(self, receiver: Receiver, wheel: WheelFile, chunk: Chunk) -> None:
-        parent = self.parent_of(receiver, wheel)
-        if parent is not None and self._wait_for(parent, chunk):
+    def _deliver(self, receiver: Receiver, missing: List[Chunk]) -> List[Chunk]:
+        """One hop to ``receiver`` from whichever sender is free; the chunks verified there.
+        HostError when the receiver cannot be reached or keeps getting corrupted copies."""
+        while True:
+            sender, batch = self._acquire(receiver, missing)
             try:
-                self._relay_hop(parent, receiver, chunk)
-                self.relays_used += 1
-                return
-            except HostError as error:
-                # This pair is not used again; the next chunks come from another host or here.
-                self.broken.add((parent.host.name, receiver.host.name))
-                receiver.notes.append(f"relay {parent.host.name}->{receiver.host.name} failed ({_short(error)}); "
-                                      "copied from the controller")
-        self._direct_hop(receiver, chunk)
+                if sender is None:
+                    return self._direct_hop(receiver, batch)
+                try:
+                    verified = self._relay_hop(sender, receiver, batch)
+                    self.relays_used += len(verified)
+                    return verified
+                except HostError as error:
+                    self._relay_failed(sender, receiver, error)
+            finally:
+                self._release(sender)
 
-    def _wait_for(self, parent: Receiver, chunk: Chunk) -> bool:
-        key = (chunk.file_sha, chunk.index)
+    def _relay_failed(self, sender: Receiver, receiver: Receiver, error: HostError) -> None:
+        """Never use this pair again; a sender failing towards two hosts stops relaying."""
         with self.changed:
-            while key not in parent.has_chunks and parent.error is None and not parent.done:
-                self.changed.wait(timeout=5)
-            return key in parent.has_chunks and parent.error is None
+            self.broken.add((sender.host.name, receiver.host.name))
+            if sum(1 for pair in self.broken if pair[0] == sender.host.name) >= 2:
+                sender.can_relay = False
+        receiver.notes.append(f"relay {sender.host.name}->{receiver.host.name} failed ({_short(error)}); "
+                              "sent from elsewhere")
 
-    def _direct_hop(self, receiver: Receiver, chunk: Chunk) -> None:
-        final = receiver.chunk_path(chunk)
+    def _direct_hop(self, receiver: Receiver, batch: List[Chunk]) -> List[Chunk]:
         for attempt in range(1, DIRECT_ATTEMPTS + 1):
-            receiver.host.put_exact(chunk.local, f"{final}.part", timeout=HOP_TIMEOUT, what=f"sending {chunk.describe()}")
-            self.direct_hops += 1
-            result = run_script(receiver.host, VERIFY, [f"{final}.part", final, chunk.sha256], timeout=120)
-            if result.ok:
-                return
-            if result.returncode != EXIT_HASH_MISMATCH or attempt == DIRECT_ATTEMPTS:
-                result.check()
-            receiver.notes.append(f"{chunk.describe()} arrived corrupted; re-sent")
+            receiver.host.put_many([c.local for c in batch], self._landing(receiver, batch), timeout=HOP_TIMEOUT,
+                                   what=f"sending {batch[0].describe()}" + (f" (+{len(batch) - 1})" if len(batch) > 1 else ""))
+            self.direct_hops += len(batch)
+            verified = self._verify(receiver, batch)
+            if verified:
+                return verified
+            if attempt == DIRECT_ATTEMPTS:
+                raise HostError(f"{receiver.host.name}: hash mismatch: {batch[0].describe()} arrived corrupted "
+                                f"{DIRECT_ATTEMPTS} times")
+        return []
 
-    def _relay_hop(self, sender: Receiver, receiver: Receiver, chunk: Chunk) -> None:
-        final = receiver.chunk_path(chunk)
+    def _relay_hop(self, sender: Receiver, receiver: Receiver, batch: List[Chunk]) -> List[Chunk]:
         spec = receiver.host.spec
         destination = f"{spec.user}@{spec.address}" if spec.user else spec.address
-        run_script(sender.host, RELAY, [sender.chunk_path(chunk), f"{destination}:{final}.part", spec.ssh_port,
+        run_script(sender.host, RELAY, [f"{destination}:{self._landing(receiver, batch)}", spec.ssh_port,
                                         relay_known_hosts(sender.home), max(1, int(spec.connect_timeout)),
-                                        relay_control_path(sender.home)], timeout=HOP_TIMEOUT).check()
-        run_script(receiver.host, VERIFY, [f"{final}.part", final, chunk.sha256], timeout=120).check()
+                                        relay_control_path(sender.home), *[sender.chunk_path(c) for c in batch]],
+                   timeout=HOP_TIMEOUT).check()
+        verified = self._verify(receiver, batch)
+        if not verified:
+            raise HostError(f"{receiver.host.name}: hash mismatch: {batch[0].describe()} from {sender.host.name}")
+        return verified
+
+    @staticmethod
+    def _landing(receiver: Receiver, batch: List[Chunk]) -> str:
+        """Where a hop writes: ``<file>.part`` for a whole file, else the file's ``.recv/`` dir."""
+        if batch[0].whole:
+            return f"{receiver.chunk_path(batch[0])}.part"
+        return f"{receiver.incoming(batch[0].file_sha)}/.recv/"
+
+    def _verify(self, receiver: Receiver, batch: List[Chunk]) -> List[Chunk]:
+        """Check each received chunk's sha256 on the receiver; return those that matched."""
+        if batch[0].whole:
+            final = receiver.chunk_path(batch[0])
+            result = run_script(receiver.host, VERIFY, [f"{final}.part", final, batch[0].sha256], timeout=120)
+            if result.returncode not in (0, EXIT_HASH_MISMATCH):
+                result.check()
+            good = batch if result.ok else []
+        else:
+            directory = receiver.incoming(batch[0].file_sha)
+            result = run_script(receiver.host, VERIFY_MANY,
+                                [directory, *[x for c in batch for x in (str(c.index), c.sha256)]], timeout=120)
+            if result.returncode not in (0, EXIT_HASH_MISMATCH):
+                result.check()
+            names = set(result.stdout.split())
+            good = [c for c in batch if str(c.index) in names]
+        for chunk in batch:
+            if chunk not in good:
+                receiver.notes.append(f"{chunk.describe()} arrived corrupted; re-sent")
+        return good
 
     def _assemble(self, receiver: Receiver, wheel: WheelFile, chunks: List[Chunk]) -> None:
         run_script(receiver.host, ASSEMBLE, [receiver.wheel_path(wheel), wheel.size,

@@ -50,6 +50,23 @@ fi
 mkdir -p "$(dirname "$final")" && mv -f "$part" "$final"
 """
 
+# Several chunks received into DIR/.recv/: each one whose sha256 matches moves to DIR/
+# (its name printed), the others are deleted; exit 7 if any did not match.
+VERIFY_MANY = r"""
+dir=$1; shift
+bad=""
+while [ $# -gt 1 ]; do
+  name=$1; want=$2; shift 2
+  got=$(sha256sum "$dir/.recv/$name" 2>/dev/null | cut -d' ' -f1)
+  if [ "$got" = "$want" ]; then
+    mv -f "$dir/.recv/$name" "$dir/$name" && echo "$name"
+  else
+    rm -f "$dir/.recv/$name"; bad="$bad $name"
+  fi
+done
+if [ -n "$bad" ]; then echo "hash mismatch for chunks$bad in $dir" >&2; exit 7; fi
+"""
+
 # Join verified chunks into the wheel and move it into wheels/. Each chunk's sha256 was
 # checked on arrival and the controller checked, when cutting, that these chunks make up
 # the file with this sha256; re-hashing 300 MB per host (on a Pi's SD card) adds nothing.
@@ -133,11 +150,11 @@ echo "$prev"
 # of its own (one key exchange per pair, not per chunk). scp's output goes to a file:
 # a persisting master holding this session's stderr would keep the session open.
 RELAY = r"""
-src=$1; dest=$2; port=$3; known=$4; timeout=$5; control=$6
-err="$src.relay-err.$$"
+dest=$1; port=$2; known=$3; timeout=$4; control=$5; shift 5
+err=$(mktemp) || exit 1
 scp -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$known" \
   -o ConnectTimeout="$timeout" -o ControlMaster=auto -o ControlPath="$control" -o ControlPersist=60 \
-  -P "$port" -- "$src" "$dest" </dev/null >/dev/null 2>"$err"
+  -P "$port" -- "$@" "$dest" </dev/null >/dev/null 2>"$err"
 status=$?
 [ "$status" -eq 0 ] || cat "$err" >&2
 rm -f "$err"

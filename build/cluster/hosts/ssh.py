@@ -169,9 +169,11 @@ class SshHost(Host):
             if partial.exists():
                 partial.unlink()
 
-    def put_exact(self, local: Path, remote: str, *, timeout: float = 600.0, what: str = "") -> None:
-        """Copy to exactly ``remote`` (its directory must exist); the caller verifies and renames."""
-        self._scp([str(local), self._remote_path(remote)], timeout, what or f"copy {Path(local).name}")
+    def put_many(self, local: Sequence[Path], remote: str, *, timeout: float = 600.0, what: str = "") -> None:
+        """One scp: a file to exactly ``remote``, or several into the directory ``remote/``
+        (which must exist); the caller verifies and renames."""
+        self._scp([*[str(p) for p in local], self._remote_path(remote)], timeout,
+                  what or f"copy {Path(local[0]).name}")
 
     def _scp(self, paths: List[str], timeout: float, what: str) -> None:
         try:

@@ -9,6 +9,7 @@ from build.cluster.config import HostSpec
 from build.cluster.fanout import ChunkCache, FanOut, Receiver
 from build.cluster.hosts.ssh import SshHost
 from build.cluster.wheelhouse import WheelFile
+from build.errors import HostError
 
 
 def wheel(tmp_path: Path, name: str, size: int) -> WheelFile:
@@ -24,38 +25,71 @@ def receiver(name: str, needs: List[WheelFile], can_relay: bool = True) -> Recei
     return Receiver(host=SshHost(spec, control_dir="/tmp/unused"), home="/h", needs=needs, can_relay=can_relay)
 
 
-def test_chain_in_cluster_order(tmp_path: Path) -> None:
-    big = wheel(tmp_path, "big.whl", 1000)
-    a, b, c = receiver("a", [big]), receiver("b", [big]), receiver("c", [big])
-    plan = FanOut([a, b, c], ChunkCache(tmp_path / "c"), report=lambda line: None)
-    assert plan.parent_of(a, big) is None          # the controller feeds the head
-    assert plan.parent_of(b, big) is a
-    assert plan.parent_of(c, big) is b
+def plan_of(tmp_path: Path, receivers: List[Receiver], relay: bool = True) -> FanOut:
+    return FanOut(receivers, ChunkCache(tmp_path / "c", chunk_bytes=100), report=lambda line: None, relay=relay)
 
 
-def test_hosts_that_cannot_relay_or_failed_are_skipped(tmp_path: Path) -> None:
+def keys(chunks) -> List[int]:  # type: ignore[no-untyped-def]
+    return [c.index for c in chunks]
+
+
+def test_controller_sends_only_what_no_host_holds(tmp_path: Path) -> None:
+    big = wheel(tmp_path, "big.whl", 1000)          # 10 chunks of 100 bytes
+    a, b, c = receiver("a", [big]), receiver("bb", [big]), receiver("ccc", [big])
+    plan = plan_of(tmp_path, [a, b, c])
+    chunks = plan.cache.chunks(big)
+    sender, batch = plan._acquire(a, chunks)
+    assert sender is None and keys(batch) == [0]    # nobody has anything: the controller, one chunk
+    assert plan.busy[""] is True
+    a.has_chunks.add((big.sha256, 0))
+    options = plan._options(b, chunks)
+    assert [(s.host.name if s else None, keys(bt)) for s, bt in options] == [("a", [0])]   # controller busy
+    plan._release(None)
+    options = plan._options(b, chunks)
+    assert [(s.host.name if s else None, keys(bt)) for s, bt in options] == [("a", [0]), (None, [1])]
+
+
+def test_rarest_chunk_first_and_batches_from_hosts(tmp_path: Path) -> None:
     big = wheel(tmp_path, "big.whl", 1000)
+    a, b, c = receiver("a", [big]), receiver("bb", [big]), receiver("ccc", [big])
+    plan = plan_of(tmp_path, [a, b, c])
+    chunks = plan.cache.chunks(big)
+    a.has_chunks.update((big.sha256, i) for i in range(6))
+    b.has_chunks.update((big.sha256, i) for i in range(3))
+    plan.sends["a"] = 3
+    sender, batch = plan._acquire(c, chunks)
+    assert sender is b and keys(batch) == [0, 1, 2]         # the least used idle host first
+    sender2, batch2 = plan._acquire(c, [x for x in chunks if x.index >= 3])
+    assert sender2 is a and keys(batch2) == [3, 4, 5]       # b is busy; a holds the rarest ones
+
+
+def test_hosts_that_cannot_relay_failed_or_broke_are_skipped(tmp_path: Path) -> None:
+    big = wheel(tmp_path, "big.whl", 100)
     a, b, c, d = (receiver("a", [big]), receiver("bb", [big], can_relay=False), receiver("ccc", [big]),
                   receiver("dddd", [big]))
-    plan = FanOut([a, b, c, d], ChunkCache(tmp_path / "c"), report=lambda line: None)
-    assert plan.parent_of(c, big) is a             # b has no scp: c hangs off a
+    key = (big.sha256, 0)
+    for host in (a, b, c):
+        host.has_chunks.add(key)
+    plan = plan_of(tmp_path, [a, b, c, d])
+    chunks = plan.cache.chunks(big)
+    senders = lambda: [s.host.name if s else None for s, _ in plan._options(d, chunks)]  # noqa: E731
+    assert senders() == ["a", "ccc"]                # b has no scp; the controller: a host has it
     c.error = "down"
-    assert plan.parent_of(d, big) is a             # c failed: d hangs off a too
-    plan.broken.add(("a", "dddd"))
-    assert plan.parent_of(d, big) is None          # a -> d broke once: from the controller
+    assert senders() == ["a"]
+    plan._relay_failed(a, d, HostError("a: scp: connection refused"))
+    assert senders() == [None] and a.can_relay      # that pair only: now the controller sends
+    plan._relay_failed(a, b, HostError("a: scp: connection refused"))
+    assert not a.can_relay                          # ... a failing towards two hosts stops relaying
+    assert "relay a->dddd failed" in d.notes[0]
 
 
-def test_only_hosts_needing_a_file_form_its_chain(tmp_path: Path) -> None:
-    one, two = wheel(tmp_path, "one.whl", 10), wheel(tmp_path, "two.whl", 11)
-    a, b, c = receiver("a", [one]), receiver("bb", [two]), receiver("ccc", [one, two])
-    plan = FanOut([a, b, c], ChunkCache(tmp_path / "c"), report=lambda line: None)
-    assert plan.parent_of(c, one) is a and plan.parent_of(c, two) is b
-
-
-def test_no_relay_means_star(tmp_path: Path) -> None:
-    big = wheel(tmp_path, "big.whl", 10)
+def test_without_relays_everyone_copies_from_the_controller_at_once(tmp_path: Path) -> None:
+    big = wheel(tmp_path, "big.whl", 100)
     a, b = receiver("a", [big]), receiver("bb", [big])
-    assert FanOut([a, b], ChunkCache(tmp_path / "c"), report=lambda line: None, relay=False).parent_of(b, big) is None
+    a.has_chunks.add((big.sha256, 0))
+    plan = plan_of(tmp_path, [a, b], relay=False)
+    chunks = plan.cache.chunks(big)
+    assert plan._acquire(a, chunks)[0] is None and plan._acquire(b, chunks)[0] is None
 
 
 def test_chunks_cover_the_file_exactly_and_are_reused(tmp_path: Path) -> None:
