@@ -90,17 +90,30 @@ def plot_step_time(runs: List[Dict[str, Any]], target: Path) -> None:
 
     figure, axis = plt.subplots(figsize=(8, 4.2))
     index = 0
+    steady_max = 0.0
+    clipped = []
     for run in runs:
         for host in run.get("hosts", []):
             rows = epochs_of(run, host)
             if rows:
                 name = host if len(runs) == 1 else f"{label(run)} {host}"
+                color = COLORS[index % len(COLORS)]
                 axis.plot([r["epoch"] for r in rows], [r["step_time"] * 1000 for r in rows], marker="o",
-                          color=COLORS[index % len(COLORS)], label=name)
+                          color=color, label=name)
+                steady_max = max([steady_max] + [r["step_time"] * 1000 for r in steady(rows)])
+                clipped += [(r["epoch"], r["step_time"] * 1000, color) for r in rows if r["epoch"] == 1]
                 index += 1
     axis.set(title="time per training step, per host (epoch 1 includes graph tracing)",
              xlabel="epoch", ylabel="ms / step")
-    axis.set_ylim(bottom=0)
+    # Keep the steady epochs readable: the tracing epoch may be several times slower.
+    top = steady_max * 1.6 if steady_max else None
+    if top and any(value > top for _, value, _ in clipped):
+        axis.set_ylim(0, top)
+        for number, (epoch, value, color) in enumerate(v for v in clipped if v[1] > top):
+            axis.annotate(f"{value / 1000:.1f} s (off scale)", (epoch, top * (0.96 - 0.07 * number)),
+                          color=color, fontsize=8, ha="left", va="top")
+    else:
+        axis.set_ylim(bottom=0)
     axis.xaxis.get_major_locator().set_params(integer=True)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
