@@ -17,15 +17,13 @@ from docker_helpers import REPO, run_doit, store_path
 
 pytestmark = pytest.mark.slow
 
-PROBE = textwrap.dedent('''\
-    name = "docker-probe"
-    version = "1"
-    platform = "linux/aarch64"
+def docker_recipe(name: str, body: str) -> str:
+    """A recipe run by the docker builder straight in the Debian 11 rootfs."""
+    return (f'name = "{name}"\nversion = "1"\nplatform = "linux/aarch64"\n\n'
+            '[builder]\nkind = "docker"\nbase = "rootfs-bullseye-arm64"\n\n' + textwrap.dedent(body))
 
-    [builder]
-    kind = "docker"
-    base = "rootfs-bullseye-arm64"
 
+PROBE = docker_recipe("docker-probe", '''\
     [[phases]]
     name = "offline"
     run = """
@@ -45,15 +43,7 @@ PROBE = textwrap.dedent('''\
     [outputs]
     paths = ["machine", "glibc", "net-offline", "net-online", "ca-count"]
     ''')
-FAILING = textwrap.dedent('''\
-    name = "docker-fails"
-    version = "1"
-    platform = "linux/aarch64"
-
-    [builder]
-    kind = "docker"
-    base = "rootfs-bullseye-arm64"
-
+FAILING = docker_recipe("docker-fails", '''\
     [[phases]]
     name = "boom"
     run = "echo about to fail; exit 3"
