@@ -15,9 +15,6 @@ from typing import Dict, List, Mapping, Optional
 
 from .caches import BazelCaches
 
-REMOTE_CACHE_VARIABLE = "PIFORGE_BAZEL_REMOTE_CACHE"
-
-
 @dataclass(frozen=True)
 class BazelSettings:
     caches: BazelCaches
@@ -53,9 +50,11 @@ class BazelSettings:
 
 
 def remote_cache_from_environment(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
-    """A Bazel HTTP cache (the binary-cache server speaks /ac and /cas) if one is configured."""
-    value = (environ if environ is not None else os.environ).get(REMOTE_CACHE_VARIABLE, "").strip()
-    return value or None
+    """A Bazel HTTP cache (the binary-cache server speaks /ac and /cas) if one is
+    configured: $PIFORGE_BAZEL_REMOTE_CACHE, else the cache area's config."""
+    from ..cache.config import bazel_remote_cache
+
+    return bazel_remote_cache(dict(environ if environ is not None else os.environ))
 
 
 _VARIABLE = re.compile(r"\$\{(PIFORGE_BAZEL_[A-Z_]+)\}|\$(PIFORGE_BAZEL_[A-Z_]+)")

@@ -40,7 +40,7 @@ def test_settings_render_startup_and_command_flags() -> None:
         "--remote_cache=http://127.0.0.1:8080/bazel", "")
 
 
-def test_remote_cache_only_when_configured() -> None:
+def test_remote_cache_only_when_configured(piforge_home: Path) -> None:
     assert remote_cache_from_environment({}) is None
     assert remote_cache_from_environment({"PIFORGE_BAZEL_REMOTE_CACHE": " http://h/c "}) == "http://h/c"
 
