@@ -40,19 +40,27 @@ def remote_command(argv: Sequence[str], env: Optional[Mapping[str, str]] = None,
     return f"cd {shlex.quote(cwd)} && {command}" if cwd else command
 
 
+HANGUP_KILL_GRACE_S = 5
+
+
 def stop_on_hangup(command: str) -> str:
     """Wrap a remote command so it is killed when the ssh connection closes.
 
     sshd does not signal a non-tty command when the client goes away; a watcher reading
     the session's stdin sees EOF then and terminates the command's whole process group
-    (setsid gives it one). Without this a killed training run would leave workers
-    running on every Pi.
+    (setsid gives it one), then kills it after a grace period, because TensorFlow
+    ignores SIGTERM. Without this a killed training run would leave workers running
+    on every Pi, holding their ports. (`kill -SIG -PGID`, not `kill -- -PGID`: dash's
+    kill has no `--`, and a Pi user's shell may be dash.)
     """
     inner = shlex.quote(command)
     return ("exec 3<&0 </dev/null; "
             f"setsid sh -c {inner} & p=$!; "
-            "(cat <&3 >/dev/null 2>&1; kill -TERM -- -$p 2>/dev/null) >/dev/null 2>&1 & w=$!; "
-            "exec 3<&-; wait $p; s=$?; kill $w 2>/dev/null; exit $s")
+            f"(cat <&3 >/dev/null 2>&1; kill -TERM -$p 2>/dev/null; sleep {HANGUP_KILL_GRACE_S}; "
+            "kill -KILL -$p 2>/dev/null) >/dev/null 2>&1 & w=$!; "
+            # whatever the job left in its group dies with it (its leader may have obeyed
+            # TERM while a child ignoring it would outlive the watcher we cancel here)
+            "exec 3<&-; wait $p; s=$?; kill -KILL -$p 2>/dev/null; kill $w 2>/dev/null; exit $s")
 
 
 class SshHost(Host):

@@ -6,6 +6,7 @@ shell would execute is exactly argv, nothing else.
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -51,8 +52,12 @@ def test_cwd_with_spaces_and_quotes(tmp_path: Path) -> None:
 
 def test_stop_on_hangup_passes_exit_status(tmp_path: Path) -> None:
     wrapped = stop_on_hangup(remote_command(["sh", "-c", "exit 7"]))
-    done = subprocess.run(["/bin/sh", "-c", wrapped], stdin=subprocess.PIPE, capture_output=True, timeout=30)
-    assert done.returncode == 7
+    # stdin stays open, as an ssh session's does while the controller runs
+    session = subprocess.Popen(["/bin/sh", "-c", wrapped], stdin=subprocess.PIPE)
+    try:
+        assert session.wait(timeout=30) == 7
+    finally:
+        session.stdin.close()
 
 
 def test_ssh_argv_is_strict_and_ends_options() -> None:
@@ -67,3 +72,29 @@ def test_ssh_argv_is_strict_and_ends_options() -> None:
         assert option in joined
     assert argv[argv.index("-p") + 1] == "2222"
     assert argv[-3:] == ["--", "pi@192.168.1.101", "true"]   # "--": nothing after is an option
+
+
+def test_hangup_kills_a_command_that_ignores_sigterm(tmp_path: Path) -> None:
+    # TensorFlow ignores SIGTERM: closing the session must still stop the worker.
+    pidfile = tmp_path / "pid"
+    stubborn = f"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 1; done"
+    wrapped = stop_on_hangup(remote_command(["sh", "-c", stubborn]))
+    session = subprocess.Popen(["/bin/sh", "-c", wrapped], stdin=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if pidfile.exists() and pidfile.read_text().strip():
+            break
+        time.sleep(0.1)
+    worker = int(pidfile.read_text())
+    session.stdin.close()  # the ssh connection goes away
+    session.wait(timeout=30)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    # A killed orphan may linger as a zombie until init reaps it: that is dead too.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
