@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import List
 
+from .bazel.flags import render_script
+from .builders import BUILDER_KINDS
 from .builders.base import SOURCE_DATE_EPOCH, input_variable, phase_script
 from .derivation import Derivation
 from .store import Store
@@ -36,9 +38,12 @@ def render_plan(drv: Derivation, store: Store) -> str:
                 lines.append(f"               {url}")
         environment = {"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, **dict(recipe.env)}
         lines.append("   env       " + " ".join(f"{k}={v}" for k, v in sorted(environment.items())))
+        # what the builder adds on this machine (Bazel's flags): shown written out, so
+        # the plan is the exact command that would run here
+        builder_env = getattr(BUILDER_KINDS[recipe.builder.kind], "plan_environment", lambda r: {})(recipe)
         for phase in recipe.phases:
             lines.append(f"   phase {phase.name} ({'network' if phase.network else 'offline'}):")
-            for text in phase_script(phase, "$PIFORGE_SRC").splitlines():
+            for text in render_script(phase_script(phase, "$PIFORGE_SRC"), builder_env).splitlines():
                 lines.append(f"     | {text}")
         lines.append(f"   outputs   {', '.join(recipe.outputs) or '(any)'}")
     return "\n".join(lines)
