@@ -3,7 +3,6 @@ images, profile venvs) live in one shared test home built once per CI run."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,20 +34,3 @@ def shared_home() -> Path:
     home = Path(os.environ.get("PIFORGE_TEST_HOME", str(REPO / ".piforge" / "test-home")))
     home.mkdir(parents=True, exist_ok=True)
     return home
-
-
-def _unavailable(reason: str) -> None:
-    # In CI everything must be there: a skip would hide a missing install step.
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must provide it: see scripts/setup-host.sh)")
-    pytest.skip(reason)
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        _unavailable("needs root")
-
-
-def require_tool(name: str) -> None:
-    if shutil.which(name) is None:
-        _unavailable(f"{name} not installed (run scripts/setup-host.sh)")

@@ -26,7 +26,7 @@ import requests
 
 from build.cache.davserver import free_port
 from build.cache.sigv4 import AwsCredentials, sign_headers
-from tests.conftest import _unavailable
+from prerequisites import unavailable
 
 MOTO = "moto[server]==5.2.5"   # supports the controller's Python 3.11 (the test venv's)
 BUCKET = "piforge-cache"
@@ -56,7 +56,7 @@ def moto_server_binary(shared_home: Path) -> Path:
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             if result.returncode != 0:
                 shutil.rmtree(venv, ignore_errors=True)
-                _unavailable(f"cannot pip install {MOTO}: {result.stdout[-1500:]}")
+                unavailable(f"cannot pip install {MOTO}: {result.stdout[-1500:]}")
             (venv / ".complete").touch()
     return binary
 

@@ -8,7 +8,7 @@ import pytest
 
 from build.cache.davserver import DavServer
 from tests.cache_fixtures import drvs, install_fake, key, trusted  # noqa: F401
-from tests.conftest import require_tool
+from prerequisites import require_tool
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import List
 import pytest
 
 from build.cache.config import CacheConfig
-from tests.conftest import require_tool
+from prerequisites import require_tool
 
 pytestmark = pytest.mark.slow
 

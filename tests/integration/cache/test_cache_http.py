@@ -16,7 +16,7 @@ from build.cache.signing import SecretKey, TrustedKeys
 from build.cache.substitute import Substituter
 from build.errors import CacheError
 from build.store import Store
-from tests.conftest import require_tool
+from prerequisites import require_tool
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from build.cache.signing import SecretKey
 from build.derivation import derive
 from build.recipe import load_recipes
 from build.store import Store
-from tests.conftest import require_root
+from prerequisites import require_root
 from tests.moto_s3 import MotoS3, moto_s3  # noqa: F401
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ from build.cache.signing import SecretKey
 from build.derivation import derive
 from build.recipe import load_recipes
 from build.store import Store
-from tests.conftest import require_root, require_tool
+from prerequisites import require_root, require_tool
 
 pytestmark = pytest.mark.slow
 

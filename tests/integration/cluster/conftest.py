@@ -13,7 +13,7 @@ import pytest
 
 from build.recipe import load_recipe
 from cluster_helpers import HERE, REPO, doit
-from tests.conftest import require_root, require_tool
+from prerequisites import require_root, require_tool
 from simhosts import SimCluster
 
 

@@ -19,7 +19,7 @@ from typing import Iterator
 import pytest
 
 from build.mounts import unmount_below
-from conftest import _unavailable, require_root, require_tool
+from prerequisites import unavailable, require_root, require_tool
 
 SOCKET = "/run/piforge-test-dockerd.sock"
 EXEC_ROOT = "/run/piforge-test-dockerd"
@@ -57,7 +57,7 @@ def dockerd(shared_home: Path) -> Iterator[str]:
     require_root()
     require_tool("dockerd")
     if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
-        _unavailable("qemu-aarch64 binfmt not registered (run scripts/setup-host.sh)")
+        unavailable("qemu-aarch64 binfmt not registered (run scripts/setup-host.sh)")
     _stop_leftover()
     url = f"unix://{SOCKET}"
     data_root = shared_home / "dockerd"

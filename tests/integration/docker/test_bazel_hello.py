@@ -16,7 +16,7 @@ import pytest
 from build.bazel.caches import cache_key
 from build.bazel.progress import parse_progress
 from build.store import Store
-from conftest import require_tool
+from prerequisites import require_tool
 from dockerd_fixture import dockerd, piforge_containers  # noqa: F401  (session fixture)
 from docker_helpers import EM_AARCH64, EM_X86_64, REPO, doit_argv, doit_env, elf_machine, run_doit, store_path
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from build.profiles import load_profile
-from conftest import _unavailable
+from prerequisites import unavailable
 from docker_helpers import run_doit, store_path
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,7 @@ def test_wheelhouse_installs_offline_and_imports_tensorflow_2_2(shared_home: Pat
     profile = load_profile("local-py38-tf2.2")
     python = Path(profile.host_python)
     if not python.exists():
-        _unavailable(f"{python} (Python 3.8 under pyenv) is missing")
+        unavailable(f"{python} (Python 3.8 under pyenv) is missing")
     wheelhouse = store_path(run_doit(f"build:{profile.wheelhouse}", home=shared_home))
     lock = (wheelhouse / "lock.txt").read_text().splitlines()
     pins = {line.split("==")[0].lower().replace("_", "-"): line.split("==")[1].split()[0] for line in lock}

@@ -20,7 +20,7 @@ from typing import Iterator, Tuple
 import pytest
 
 from build.mounts import mounts_below
-from conftest import require_root, require_tool
+from prerequisites import require_root, require_tool
 from spine_helpers import REPO, doit_command, last_line, run_doit
 
 pytestmark = pytest.mark.slow
@@ -36,8 +36,8 @@ def arm(shared_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     for tool in ("debootstrap", "unshare", "chroot"):
         require_tool(tool)
     if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
-        from conftest import _unavailable
-        _unavailable("qemu-aarch64 binfmt not registered (run scripts/setup-host.sh)")
+        from prerequisites import unavailable
+        unavailable("qemu-aarch64 binfmt not registered (run scripts/setup-host.sh)")
     recipes = tmp_path_factory.mktemp("arm-recipes")
     for name in ("rootfs-bullseye-arm64", "wrapt", "wrapt-native"):
         shutil.copy(REPO / "recipes" / f"{name}.toml", recipes)

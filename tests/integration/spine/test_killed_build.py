@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_root
+from prerequisites import require_root
 from spine_helpers import REPO, doit_command, last_line, run_doit
 
 pytestmark = pytest.mark.slow

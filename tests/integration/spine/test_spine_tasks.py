@@ -105,7 +105,7 @@ def test_a_failing_phase_leaves_no_entry_and_names_the_log(tmp_path: Path) -> No
 
 
 def test_offline_phases_have_no_network(tmp_path: Path) -> None:
-    from conftest import require_root
+    from prerequisites import require_root
 
     require_root()
     home, recipes = tmp_path / "home", tmp_path / "recipes"
@@ -124,7 +124,7 @@ def test_offline_phases_have_no_network(tmp_path: Path) -> None:
 
 
 def test_inputs_are_read_only_to_a_native_build(tmp_path: Path) -> None:
-    from conftest import require_root
+    from prerequisites import require_root
 
     require_root()
     home, recipes = tmp_path / "home", tmp_path / "recipes"

@@ -63,43 +63,11 @@ def _deploy_profile(shared_home: Path, name: str) -> Path:
     return current.resolve()
 
 
-# Until the py38 wheelhouse recipe carries the pip wheel deploy needs, that profile's
-# environment is made from the same pins with pip (said loudly, never silently).
-PINNED_FALLBACK = {"local-py38-tf2.2": ("/root/.pyenv/versions/3.8.18/bin/python",
-                                        ["tensorflow-cpu==2.2.0", "protobuf==3.20.3", "numpy==1.18.5",
-                                         "gast==0.3.3", "h5py==2.10.0"])}
-
-
-def _pinned_venv(shared_home: Path, name: str, why: str) -> Path:
-    python, packages = PINNED_FALLBACK[name]
-    target = shared_home / "train-pinned" / name
-    if not (target / "bin" / "python").exists():
-        print(f"\n[train fixtures] WARNING: deploy of {name} failed ({why}); "
-              f"installing its pins with pip into {target} instead", flush=True)
-        partial = target.with_name(f"{name}.part-{os.getpid()}")
-        subprocess.run([python, "-m", "venv", str(partial)], check=True)
-        subprocess.run([str(partial / "bin" / "python"), "-m", "pip", "install", "-q",
-                        "--disable-pip-version-check", *packages], check=True)
-        os.replace(partial, target)  # a venv finds its prefix from its python's location
-    return target
-
-
-def _environment(shared_home: Path, name: str) -> Path:
-    from build.errors import DeployError
-
-    try:
-        return _deploy_profile(shared_home, name)
-    except DeployError as error:
-        if name not in PINNED_FALLBACK:
-            raise
-        return _pinned_venv(shared_home, name, str(error).splitlines()[0])
-
-
 @pytest.fixture(scope="session")
 def tf_venvs(shared_home: Path) -> Dict[str, Path]:
     """profile name -> the venv `doit deploy` made for it (TensorFlow, pinned by the
     profile's wheelhouse), built once per test home."""
-    return {name: _environment(shared_home, name) for name in PROFILES}
+    return {name: _deploy_profile(shared_home, name) for name in PROFILES}
 
 
 class TestCluster:
