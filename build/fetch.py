@@ -8,17 +8,16 @@ PyPI's JSON API), ``file://`` and plain local paths (files or whole directories)
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, List, Optional, Tuple
 from urllib.parse import unquote, urljoin, urlparse
 
 from .errors import FetchError, HashMismatchError
+from .filelock import exclusive_lock
 from .filehash_cache import FileHashCache, tree_hash
 from .hashing import sha256_file
 from .paths import sources_dir
@@ -102,17 +101,9 @@ def fetch(source: Any, *, session: Any = None, base_dir: Optional[Path] = None,
     raise FetchError(f"could not fetch {source.filename} (sha256 {source.sha256}); tried:\n{tried}")
 
 
-@contextlib.contextmanager
-def _fetch_lock(sha256: str) -> Iterator[None]:
+def _fetch_lock(sha256: str) -> ContextManager[None]:
     """One fetch per source at a time across processes (they share the .part file)."""
-    tmp = sources_dir() / ".tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    with open(tmp / f"{sha256}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive_lock(sources_dir() / ".tmp" / f"{sha256}.lock")
 
 
 def _fetch_one(url: str, source: Any, target: Path, session: Any, base_dir: Optional[Path],

@@ -6,7 +6,6 @@ no recipe pins goes; so do staging dirs of killed builds and orphaned build dirs
 """
 from __future__ import annotations
 
-import fcntl
 import shutil
 from pathlib import Path
 from typing import Iterable, List, Set
@@ -53,14 +52,8 @@ def _remove_orphan_build_dirs(store: Store) -> List[Path]:
     if not builds.is_dir():
         return removed
     for stale in sorted(builds.iterdir()):
-        lock_path = store.root / ".locks" / f"{stale.name}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            shutil.rmtree(stale, ignore_errors=True)
-            removed.append(stale)
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        with store.unclaimed(stale.name) as orphan:
+            if orphan:
+                shutil.rmtree(stale, ignore_errors=True)
+                removed.append(stale)
     return removed

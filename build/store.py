@@ -8,18 +8,17 @@ same derivation take turns (the second finds the entry and reuses it).
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, ContextManager, Dict, List, Optional, Union
 
 from .derivation import Derivation
 from .errors import StoreError
+from .filelock import exclusive_lock, lock_if_free
 from .hashing import canonical_json, sha256_file
 from .paths import store_dir
 
@@ -76,17 +75,16 @@ class Store:
                              hint=f"run ./piforge build:{drv.name}")
         return self.path_of(drv)
 
-    @contextlib.contextmanager
-    def lock(self, drv: Derivation) -> Iterator[None]:
+    def lock_path(self, store_name: str) -> Path:
+        return self.root / ".locks" / f"{store_name}.lock"
+
+    def lock(self, drv: Derivation) -> ContextManager[None]:
         """Exclusive lock on one derivation; blocks while another process holds it."""
-        locks = self.root / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        with open(locks / f"{drv.store_name}.lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return exclusive_lock(self.lock_path(drv.store_name))
+
+    def unclaimed(self, store_name: str) -> ContextManager[bool]:
+        """Lock ``store_name`` if no live build or pull holds it (yields whether it did)."""
+        return lock_if_free(self.lock_path(store_name))
 
     def new_staging(self, drv: Derivation) -> Path:
         """An empty directory inside the store (same filesystem, so install is a rename).
@@ -147,17 +145,10 @@ class Store:
             return removed
         for path in sorted(self.root.glob(STAGING_PREFIX + "*")):
             store_name = path.name[len(STAGING_PREFIX):].rsplit("-", 1)[0]
-            lock_path = self.root / ".locks" / f"{store_name}.lock"
-            with open(lock_path, "a+") if lock_path.parent.is_dir() else contextlib.nullcontext() as handle:
-                if handle is not None:
-                    try:
-                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except BlockingIOError:
-                        continue  # its builder is alive
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
-                if handle is not None:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
+            with self.unclaimed(store_name) as orphan:
+                if orphan:
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
         return removed
 
     def manifest(self, path: Path) -> Dict[str, Any]:

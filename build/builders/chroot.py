@@ -14,7 +14,7 @@ import os
 import platform
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Optional
+from typing import Any, ClassVar, List, Optional
 
 from ..errors import BuildError, PrerequisiteError
 from .base import PID_NAMESPACE, Builder, BuildJob, inner_src, phase_environment, phase_script, quote, run_logged

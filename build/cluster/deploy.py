@@ -27,7 +27,7 @@ from .fanout import ChunkCache, FanOut, Receiver, relay_known_hosts, run_with_pr
 from .hosts import Host, open_host
 from .hosts.local import LocalHost
 from .hosts.ssh import SshHost
-from .hostscripts import (CLEAN_INCOMING, EXIT_CHECK_FAILED, EXIT_NO_PREVIOUS, INSTALL, PROBE, ROLLBACK,
+from .hostscripts import (CLEAN_INCOMING, EXIT_NO_PREVIOUS, INSTALL, PROBE, ROLLBACK,
                           VERIFY, parse_probe, run_script)
 from .table import render_table
 from .wheelhouse import WheelFile, Wheelhouse

@@ -1,7 +1,6 @@
 """doit settings shared by every task."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from ..paths import piforge_home
 

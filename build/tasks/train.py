@@ -6,13 +6,12 @@ for the job script (``epochs=3 steps=50 batch=64 optimizer=adam lr=0.001``).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator
 
 from doit import get_var
 
-from ..errors import PiforgeError
 from .actions import friendly
-from .cluster import selected_cluster
+from .cluster import job_subtasks, selected_cluster
 
 __all__ = ["task_train", "task_report"]
 
@@ -37,29 +36,10 @@ def _report() -> None:
     write_report(get_var("runs", None) or get_var("run", None) or "latest")
 
 
-def _job_names() -> Optional[list]:
-    try:
-        return sorted(selected_cluster().jobs)
-    except PiforgeError:
-        return None
-
-
 def task_train() -> Iterator[Dict[str, Any]]:
     """Train a job of cluster.toml on its hosts (e.g. train:mnist dataset=fashion_mnist)."""
-    yield {"basename": "train", "name": None, "doc": "Train a job of cluster.toml on its hosts"}
-    names = _job_names()
-    if names is None:
-        yield {"name": "<invalid-cluster-file>", "actions": [(friendly(selected_cluster),)],
-               "uptodate": [False], "verbosity": 2, "doc": "report the cluster file's error"}
-        return
-    for job in names:
-        yield {
-            "name": job,
-            "actions": [(friendly(_train), (job,))],
-            "uptodate": [False],
-            "verbosity": 2,
-            "doc": f"train job {job} (workers=N dataset=NAME epochs=.. steps=.. batch=..)",
-        }
+    yield from job_subtasks("train", "Train a job of cluster.toml on its hosts", _train,
+                            lambda job: f"train job {job} (workers=N dataset=NAME epochs=.. steps=.. batch=..)")
 
 
 def task_report() -> Dict[str, Any]:
