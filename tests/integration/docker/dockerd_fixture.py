@@ -1,6 +1,6 @@
 """A private Docker engine for the docker builder's integration tests.
 
-Session-scoped: started once with its own data root (under the shared test home, so
+Session-scoped: started once with its own data root (beside the shared test home, so
 loaded images survive between runs on a developer machine), exec root and socket, and
 `--iptables=false --ip-forward=false --bridge=none` so the host's network is left
 untouched (containers get `none` or the host's network). Stopped at the end, after
@@ -60,7 +60,9 @@ def dockerd(shared_home: Path) -> Iterator[str]:
         unavailable("qemu-aarch64 binfmt not registered (run scripts/setup-host.sh)")
     _stop_leftover()
     url = f"unix://{SOCKET}"
-    data_root = shared_home / "dockerd"
+    # Beside the shared home, not in it: the engine keeps mounts under its data root
+    # while it runs, and other tests check that nothing is left mounted in the home.
+    data_root = shared_home.with_name(shared_home.name + "-dockerd")
     data_root.mkdir(parents=True, exist_ok=True)
     log = open(shared_home / "dockerd.log", "ab")
     process = subprocess.Popen(

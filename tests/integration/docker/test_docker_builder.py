@@ -28,7 +28,7 @@ PROBE = docker_recipe("docker-probe", '''\
     name = "offline"
     run = """
     uname -m > "$PIFORGE_OUT/machine"
-    ldd --version | head -1 > "$PIFORGE_OUT/glibc"
+    ldd --version | sed -n 1p > "$PIFORGE_OUT/glibc"   # sed reads it all: no SIGPIPE under pipefail
     ls /sys/class/net > "$PIFORGE_OUT/net-offline"
     grep -c 'BEGIN CERTIFICATE' "$SSL_CERT_FILE" > "$PIFORGE_OUT/ca-count"
     """

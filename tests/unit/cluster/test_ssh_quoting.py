@@ -88,6 +88,9 @@ def test_hangup_kills_a_command_that_ignores_sigterm(tmp_path: Path) -> None:
     worker = int(pidfile.read_text())
     session.stdin.close()  # the ssh connection goes away
     session.wait(timeout=30)
+    deadline = time.monotonic() + 10  # a SIGKILLed process needs a moment to be gone
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not _alive(worker)
 
 
