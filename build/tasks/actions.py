@@ -22,7 +22,8 @@ def friendly(function: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = function(*args, **kwargs)
         except PiforgeError as error:
-            print(f"piforge: error: {error}", file=sys.stderr, flush=True)
+            if not getattr(error, "reported", False):  # e.g. a broken recipe, said at load time
+                print(f"piforge: error: {error}", file=sys.stderr, flush=True)
             return TaskFailed(f"{type(error).__name__}: {error.message}")
         except KeyboardInterrupt:
             print("piforge: interrupted", file=sys.stderr, flush=True)
