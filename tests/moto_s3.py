@@ -26,6 +26,7 @@ import requests
 
 from build.cache.davserver import free_port
 from build.cache.sigv4 import AwsCredentials, sign_headers
+from build.processes import stop_process
 from prerequisites import unavailable
 
 MOTO = "moto[server]==5.2.5"   # supports the controller's Python 3.11 (the test venv's)
@@ -104,10 +105,5 @@ def moto_s3(shared_home: Path, tmp_path: Path) -> Iterator[MotoS3]:
         requests.post(endpoint + "/moto-api/reset-auth", data=b"0", timeout=10).raise_for_status()
         yield MotoS3(endpoint, access, secret)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()

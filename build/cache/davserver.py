@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from ..errors import PrerequisiteError, CacheError
+from ..processes import stop_process
 
 _CONFIG = """\
 daemon off;
@@ -118,13 +119,7 @@ class DavServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.terminate()  # SIGTERM: fast shutdown, master stops its workers
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)  # SIGTERM: nginx's fast shutdown, the master stops its workers
         if self.process.stderr:
             self.process.stderr.close()
         self.process = None

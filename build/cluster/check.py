@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ..errors import HostError
+from ..processes import stop_process
 from ..profiles import Profile
 from .config import ClusterConfig, HostSpec
 from .deploy import python_for
@@ -226,14 +227,9 @@ def _first_line(process: subprocess.Popen, timeout: float) -> str:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    try:
-        if process.stdin:
-            process.stdin.close()
-        process.terminate()
-        process.wait(timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        process.kill()
-        process.wait()
+    if process.stdin:
+        process.stdin.close()  # an ssh-spawned listener stops when its session ends
+    stop_process(process)
 
 
 def _judge(check: HostCheck, profile: Profile) -> None:

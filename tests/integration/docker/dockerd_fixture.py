@@ -19,6 +19,7 @@ from typing import Iterator
 import pytest
 
 from build.mounts import unmount_below
+from build.processes import stop_process
 from prerequisites import unavailable, require_root, require_tool
 
 SOCKET = "/run/piforge-test-dockerd.sock"
@@ -94,12 +95,7 @@ def dockerd(shared_home: Path) -> Iterator[str]:
                 container.remove(force=True)
         except Exception:
             pass
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace_s=60)
         log.close()
         # dockerd leaves its default netns bind-mounted under the exec root
         unmount_below(Path(EXEC_ROOT))
