@@ -156,12 +156,16 @@ def _path_or_fail(name: str) -> Any:
     return True
 
 
+def _per_recipe(basename: str, doc: Optional[str], action: Any) -> Iterator[Dict[str, Any]]:
+    """``<basename>:<recipe>`` for every recipe: ``action(name)``, always run."""
+    yield {"basename": basename, "name": None, "doc": doc}
+    for name in _names():
+        yield {"name": name, "actions": [(friendly(action), [name])], "uptodate": [False], "verbosity": 2}
+
+
 def task_path() -> Iterator[Dict[str, Any]]:
     """Print a recipe's store path (path:<recipe>); fail if it is not built."""
-    yield {"basename": "path", "name": None, "doc": task_path.__doc__}
-    for name in _names():
-        yield {"name": name, "actions": [(friendly(_path_or_fail), [name])], "uptodate": [False],
-               "verbosity": 2}
+    yield from _per_recipe("path", task_path.__doc__, _path_or_fail)
 
 
 def _plan(name: str) -> None:
@@ -173,9 +177,7 @@ def _plan(name: str) -> None:
 
 def task_plan() -> Iterator[Dict[str, Any]]:
     """Show a recipe's derivation graph (plan:<recipe>): hashes, built/missing, phase scripts."""
-    yield {"basename": "plan", "name": None, "doc": task_plan.__doc__}
-    for name in _names():
-        yield {"name": name, "actions": [(friendly(_plan), [name])], "uptodate": [False], "verbosity": 2}
+    yield from _per_recipe("plan", task_plan.__doc__, _plan)
 
 
 def _check(name: str) -> None:
@@ -187,9 +189,7 @@ def _check(name: str) -> None:
 
 def task_check() -> Iterator[Dict[str, Any]]:
     """Rebuild a recipe (check:<recipe>) and compare bit for bit with its store entry."""
-    yield {"basename": "check", "name": None, "doc": task_check.__doc__}
-    for name in _names():
-        yield {"name": name, "actions": [(friendly(_check), [name])], "uptodate": [False], "verbosity": 2}
+    yield from _per_recipe("check", task_check.__doc__, _check)
 
 
 def wheel_recipe() -> str:
