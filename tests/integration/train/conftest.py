@@ -121,8 +121,8 @@ def free_port() -> int:
 
 
 def piforge_command(*args: str) -> List[str]:
-    """`./piforge ARGS` without the venv check: doit under this interpreter."""
-    return [sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), *args]
+    """`./piforge ARGS` without the venv check: piforge's main (doit) under this interpreter."""
+    return [sys.executable, "-m", "build.main", *args]
 
 
 @pytest.fixture
