@@ -63,9 +63,10 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def script_defaults(script: Path) -> Optional[FrozenSet[str]]:
-    """The keys of a job script's top-level ``DEFAULTS = {...}`` (the jobkit's pattern),
-    read without running the script; None if it has no such dict."""
+def script_defaults(script: Path) -> Optional[Dict[str, Any]]:
+    """A job script's top-level ``DEFAULTS = {...}`` (the jobkit's pattern), read without
+    running the script: key -> default value (None where it is not a literal); None if
+    the script has no such dict."""
     try:
         tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
     except (OSError, SyntaxError, UnicodeDecodeError):
@@ -73,9 +74,26 @@ def script_defaults(script: Path) -> Optional[FrozenSet[str]]:
     for node in tree.body:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(
                 isinstance(t, ast.Name) and t.id == "DEFAULTS" for t in node.targets):
-            return frozenset(k.value for k in node.value.keys if isinstance(k, ast.Constant)
-                             and isinstance(k.value, str))
+            defaults: Dict[str, Any] = {}
+            for key, value in zip(node.value.keys, node.value.values):
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    try:
+                        defaults[key.value] = ast.literal_eval(value)
+                    except ValueError:
+                        defaults[key.value] = None
+            return defaults
     return None
+
+
+def _check_type(job: str, key: str, text: str, default: Any) -> None:
+    """The jobkit types a value like its default; say a mismatch here, before the deploy."""
+    if isinstance(default, bool) or default is None or isinstance(default, str):
+        return
+    try:
+        type(default)(text)
+    except ValueError:
+        raise UsageError(f"{key}={text}: job {job!r} expects {type(default).__name__} "
+                         f"(default {default!r})") from None
 
 
 def _script_of(cluster: Any, name: str) -> Optional[Path]:
@@ -96,7 +114,7 @@ def accepted_params(cluster: Any, name: str) -> Optional[FrozenSet[str]]:
     script = _script_of(cluster, name)
     declared = script_defaults(script) if script is not None and script.is_file() else None
     if declared:
-        names |= declared
+        names |= set(declared)
         names |= {alias for alias, key in BUILTIN_ALIASES.items() if key in declared}
     return frozenset(names)
 
@@ -114,6 +132,12 @@ def resolve_job(cluster: Any, name: str, overrides: Mapping[str, str]) -> Traini
         raise UsageError(f"job {name!r} does not take {shown}: it takes {', '.join(sorted(accepted or ()))}",
                          hint=f"a custom job declares more in cluster.toml: [jobs.{name}] accepts = [...] "
                               "(or \"*\" to pass everything to its script)")
+    script = _script_of(cluster, name)
+    defaults = (script_defaults(script) if script is not None and script.is_file() else None) or {}
+    for key, text in overrides.items():
+        real = BUILTIN_ALIASES.get(key, key)
+        if real in defaults:
+            _check_type(name, key, str(text), defaults[real])
     params: Dict[str, Any] = {}
     for key, value in list(spec.params.items()) + [(k, v) for k, v in overrides.items() if k not in CONTROL_KEYS]:
         key = aliases.get(key, key)

@@ -170,8 +170,8 @@ def test_a_misspelt_hyperparameter_is_refused_naming_what_the_job_takes(cluster)
 
 
 def test_builtin_jobs_take_their_script_defaults_and_the_long_names():
-    assert {"epochs", "steps", "batch", "optimizer", "lr"} <= script_defaults(JOBS_DIR / "mnist.py")
-    assert "image_size" in script_defaults(JOBS_DIR / "catsdogs.py")
+    assert {"epochs", "steps", "batch", "optimizer", "lr"} <= set(script_defaults(JOBS_DIR / "mnist.py"))
+    assert script_defaults(JOBS_DIR / "catsdogs.py")["image_size"] == 64
 
 
 def test_custom_jobs_take_their_params_and_what_they_declare(cluster):
@@ -188,3 +188,11 @@ def test_accepts_must_be_names_or_a_star(tmp_path: Path):
     path.write_text('[[hosts]]\nname = "a"\n[jobs.x]\naccepts = ["ok", "not ok"]\n')
     with pytest.raises(ClusterConfigError, match=r"cluster.toml:4: jobs.x.accepts"):
         load_cluster(path)
+
+
+def test_a_value_of_the_wrong_type_is_refused_before_the_deploy(cluster):
+    with pytest.raises(UsageError, match=r"epochs=three: job 'mnist' expects int"):
+        resolve_job(cluster, "mnist", {"epochs": "three"})
+    with pytest.raises(UsageError, match=r"learning_rate=fast: job 'mnist' expects float"):
+        resolve_job(cluster, "mnist", {"learning_rate": "fast"})
+    assert resolve_job(cluster, "mnist", {"lr": "0.01"}).params["lr"] == "0.01"
