@@ -46,7 +46,7 @@ class _Once(Generic[T]):
         return None
 
 
-_JOB_HEADER = re.compile(r"^\s*\[\s*jobs\s*\.\s*([A-Za-z0-9_.-]+)\s*[\].]", re.MULTILINE)
+_JOB_HEADER = re.compile(r"^\s*\[\s*jobs\s*\.\s*([A-Za-z0-9_.-]+)\s*\]", re.MULTILINE)
 # The proof recipe `wheel` builds when a profile's TensorFlow wheel recipe is not here.
 DEFAULT_WHEEL_RECIPE = "wrapt"
 
@@ -179,7 +179,8 @@ class Project:
             return sorted(self.cluster.jobs)
         names = set(self.options.subtasks("train")) | set(self.options.subtasks("tfconfig"))
         try:
-            names |= set(_JOB_HEADER.findall(self.cluster_path.read_text(encoding="utf-8")))
+            headers = _JOB_HEADER.findall(self.cluster_path.read_text(encoding="utf-8"))
+            names |= {re.sub(r"\.(params|roles)$", "", name) for name in headers}
         except OSError:
             pass
         return sorted(names)
