@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Install (as root) every system package piforge's builders, simulated hosts and
+# Install (as root; elevates itself with sudo otherwise) every system package piforge's builders, simulated hosts and
 # tests use, and register QEMU for arm64 binaries. Idempotent; safe to re-run.
 # Needs only Debian's mirror (and PyPI later, for the venvs).
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then
-  echo "setup-host: run as root (sudo $0)" >&2
+  # A normal user elevates here, so the README's command needs no `sudo` in front of it:
+  # a fresh root machine (a container, a CI box) often has no sudo at all.
+  if command -v sudo >/dev/null 2>&1; then
+    exec sudo "$0" "$@"
+  fi
+  echo "setup-host: needs root and sudo is not installed: run it as root ($0)" >&2
   exit 1
 fi
 packages=(

@@ -56,7 +56,7 @@ def engine_client() -> Any:
         import docker.errors
     except ImportError:
         raise PrerequisiteError("the docker builder needs the Docker SDK for Python",
-                                hint="./piforge installs it (requirements/controller.txt: docker)") from None
+                                hint="./piforge installs it (requirements/controller.in: docker)") from None
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
         client = docker.from_env(timeout=600)
