@@ -136,6 +136,18 @@ class TrainingError(PiforgeError):
     exit_code = 10
 
 
+class ExportError(PiforgeError):
+    """Exporting a trained model to TensorFlow Lite failed (no model, no dataset, converter)."""
+
+    exit_code = 11
+
+
+class InferenceError(PiforgeError):
+    """Benchmarking an exported model on a host failed; the message names the host."""
+
+    exit_code = 12
+
+
 # What the shell sees after Ctrl-C (128 + SIGINT), as every Unix tool does.
 EXIT_INTERRUPTED = 130
 
