@@ -150,6 +150,8 @@ def main() -> None:
     x_test = prepare(arrays["x_test"], shape)
     y_test = arrays["y_test"].reshape(-1).astype(np.int64)
     os.makedirs(params["out"], exist_ok=True)
+    # A fixed batch of test inputs: infer: runs it on every host and compares the predictions
+    np.save(os.path.join(params["out"], "samples.npy"), x_test[:64])
     result: Dict[str, Any] = {"tensorflow": tf.__version__, "test_samples": int(len(y_test)),
                               "representative_samples": min(int(params["samples"]), len(x_train)),
                               "input_shape": [d for d in shape[1:]],

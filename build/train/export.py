@@ -29,6 +29,7 @@ EXPORT_SCRIPT = JOBS_DIR / "export_tflite.py"
 MODELS = ("float32", "int8")
 RESULT = "PIFORGE_EXPORT "
 FAILURE = "PIFORGE_EXPORT_ERROR "
+SAMPLES = "samples.npy"   # a fixed batch of preprocessed test inputs, for infer:
 
 
 def _say(line: str) -> None:
@@ -118,6 +119,7 @@ def export(cluster: Any, job: str, run: Optional[str] = None, *, calibration: in
         out.mkdir(exist_ok=True)
         for name in MODELS:
             host.get(f"{work}/out/{name}.tflite", out / f"{name}.tflite")
+        host.get(f"{work}/out/{SAMPLES}", out / SAMPLES)
         host.run(["rm", "-rf", work], check=False, timeout=60)
     record = _record(path, info, profile, data, measured, out, time.monotonic() - started)
     (out / "export.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -160,6 +162,7 @@ def _record(run: Path, info: Dict[str, Any], profile: str, data: Path, measured:
         "test_samples": measured["test_samples"], "representative_samples": measured["representative_samples"],
         "input_shape": measured["input_shape"], "keras_accuracy": measured["keras_accuracy"],
         "train_test_accuracy": info.get("test_accuracy"), "models": models,
+        "samples": {"file": SAMPLES, "sha256": sha256_file(out / SAMPLES)},
         "int8_size_ratio": models["int8"]["bytes"] / models["float32"]["bytes"],
         "seconds": round(seconds, 1), "created": time.time(),
     }
