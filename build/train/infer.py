@@ -218,7 +218,8 @@ def plot(summary: Dict[str, Any], target: Path) -> None:
     left.bar(range(len(bars)), [b[1] for b in bars], color="tab:blue")
     left.set_xticks(range(len(bars)))
     left.set_xticklabels([b[0] for b in bars], fontsize=7)
-    left.set_ylabel("p50 latency, batch 1 (ms)")
+    left.set_yscale("log")   # Keras is ~100x TFLite: a linear axis hides the TFLite bars
+    left.set_ylabel("p50 latency, batch 1 (ms, log)")
     left.set_title(f"{summary['job']}: latency per host and model")
     exported = summary["export"]
     for name in MODELS:
