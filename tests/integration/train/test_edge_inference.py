@@ -71,3 +71,21 @@ def test_tf22_export_keeps_float_io_and_runs_in_its_interpreter(test_cluster, ru
     inferred = run_piforge("infer:mnist", f"cluster={cluster}", "repeats=30")
     assert inferred.returncode == 0, inferred.stdout
     assert "tf.lite 2.2.0" in inferred.stdout
+
+
+def test_catsdogs_exports_and_runs_a_sigmoid_model(test_cluster, cats_dataset: Path, run_piforge,
+                                                   piforge_home: Path):
+    cluster = test_cluster.write('[jobs.catsdogs]\nhosts = ["h0", "h1"]\n')
+    trained = run_piforge("train:catsdogs", f"cluster={cluster}", f"dataset={cats_dataset}",
+                          "epochs=2", "steps=8", "batch=16")
+    assert trained.returncode == 0, trained.stdout
+    exported = run_piforge("export:catsdogs", f"cluster={cluster}", "calibration=50")
+    assert exported.returncode == 0, exported.stdout
+    figures = _figures(exported.stdout)
+    assert abs(figures["float32_accuracy"] - figures["keras_accuracy"]) <= 0.02
+    (run,) = (piforge_home / "runs").iterdir()
+    record = json.loads((run / "export" / "export.json").read_text())
+    assert record["input_shape"] == [64, 64, 3]
+    assert record["models"]["int8"]["bytes"] <= 0.30 * record["models"]["float32"]["bytes"]
+    inferred = run_piforge("infer:catsdogs", f"cluster={cluster}", "repeats=20")
+    assert inferred.returncode == 0, inferred.stdout
