@@ -58,7 +58,8 @@ def main() -> int:
     for key in sorted(k for k in models["float32"] if k.startswith("threads_")):
         f32, i8 = models["float32"][key], models["int8"][key]
         threads = key.split("_", 1)[1] + ("" if f32.get("threads_honoured", True) else "*")
-        print(f"{threads:>7}  {f32['p50_ms']:>8.3f} ms  {i8['p50_ms']:>6.3f} ms  {i8['p50_ms'] / f32['p50_ms']:>7.2f}x  "
+        print(f"{threads:>7}  {f32['p50_ms']:>8.3f} ms  {i8['p50_ms']:>6.3f} ms  "
+              f"{i8['p50_ms'] / f32['p50_ms']:>7.2f}x  "
               f"{f32['p95_ms']:>8.3f} ms  {i8['p95_ms']:>6.3f} ms  {i8['p95_ms'] / f32['p95_ms']:>7.2f}x")
     keras = result.get("keras", {})
     if "p50_ms" in keras:
@@ -72,7 +73,8 @@ def main() -> int:
         print(f"{name:>7}: {entry['bytes'] / 1e6:.2f} MB, test accuracy {entry['accuracy']:.4f} ({entry['io']} I/O)")
     print(f"   keras: test accuracy {exported['keras_accuracy']:.4f}; int8 size {exported['int8_size_ratio']:.1%} "
           "of float32")
-    if any(not models["float32"][k].get("threads_honoured", True) for k in models["float32"] if k.startswith("threads_")):
+    rows = [v for k, v in models["float32"].items() if k.startswith("threads_")]
+    if any(not row.get("threads_honoured", True) for row in rows):
         print("* this runtime takes no thread count (TF 2.2's tf.lite): TFLite's default")
     return 0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator
 
 from ..options import OptionSpec, _whole, register
-from .actions import friendly
 from .cluster import job_subtasks
 from .context import project
 
@@ -49,4 +48,5 @@ def task_export() -> Iterator[Dict[str, Any]]:
 def task_infer() -> Iterator[Dict[str, Any]]:
     """Batch-1 latency of the exported models on every host of the job (infer:mnist)."""
     yield from job_subtasks("infer", "Benchmark a job's exported TFLite models on its hosts", _infer,
-                            lambda job: f"TFLite and Keras batch-1 latency of job {job} on each host (run=ID repeats=N)")
+                            lambda job: f"TFLite and Keras batch-1 latency of job {job} on each host "
+                                        "(run=ID repeats=N)")

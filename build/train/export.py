@@ -9,7 +9,6 @@ the run:
 """
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 import time
@@ -19,6 +18,7 @@ from typing import Any, Callable, Dict, Optional
 from ..cluster.hosts import open_host
 from ..errors import ExportError, TrainingError
 from ..hashing import sha256_file
+from ..paths import runs_dir
 from .datasets import DATASETS
 from .jobs import JOBS_DIR
 from .launcher import profile_job_env
@@ -51,7 +51,7 @@ def pick_run(job: str, run: Optional[str], root: Optional[Path] = None) -> Path:
         info = _run_info(path)
         if info.get("job") == job and info.get("status") == "succeeded":
             return path
-    raise ExportError(f"no successful run of job {job} under {root or 'the runs directory'}",
+    raise ExportError(f"no successful run of job {job} under {root or runs_dir()}",
                       hint=f"train it first: ./piforge train:{job}")
 
 
