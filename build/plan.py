@@ -9,7 +9,8 @@ from typing import List
 
 from .bazel.flags import render_script
 from .builders import BUILDER_KINDS
-from .builders.base import SOURCE_DATE_EPOCH, input_variable, phase_script
+from .builders.base import input_variable, phase_script
+from .epoch import SOURCE_DATE_EPOCH
 from .derivation import Derivation
 from .store import Store
 

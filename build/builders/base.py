@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence
 
+from ..epoch import SOURCE_DATE_EPOCH
 from ..errors import BuildError
 
 if TYPE_CHECKING:  # imported for annotations only: recipe.py imports this package
     from ..derivation import Derivation
     from ..recipe import BuilderSpec, Phase
 
-# Fixed build time (1980-01-01, the oldest a zip can store): outputs must not depend on when.
-SOURCE_DATE_EPOCH = "315532800"
 
 LogSink = Callable[[str], None]
 

@@ -31,15 +31,11 @@ from ..bazel.progress import ProgressMeter
 from ..errors import BuildError, PrerequisiteError
 from ..paths import REPO_ROOT
 from .. import preflight
-from .base import Builder, BuildJob, phase_environment, phase_script
+from .base import Builder, BuildJob, phase_script
+from .rooted import CA_INSIDE, HOST_CA_BUNDLE, binds, rooted_environment, scratch_dirs
 from .chroot import binfmt_problem, target_machine
 from .docker_image import docker_platform, ensure_base_image, save_image
 
-CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-CA_IN_CONTAINER = "/etc/ssl/certs/ca-certificates.crt"
-IN_SRC, IN_OUT, IN_SOURCES, IN_INPUTS, IN_HOME = (
-    "/piforge/src", "/piforge/out", "/piforge/sources", "/piforge/inputs", "/piforge/home")
 LABEL = "piforge.derivation"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ENGINE_HINT = ("start a Docker engine (e.g. `sudo systemctl start docker`, or "
@@ -189,30 +185,12 @@ class DockerBuilder(Builder):
 
     def container_setup(self, job: BuildJob) -> Tuple[Dict[str, str], Dict[str, Dict[str, str]]]:
         """The phase environment and the volumes (host path -> bind) every phase gets."""
-        src_root = job.build_dir / "src"
-        try:
-            relative = job.src_dir.relative_to(src_root)
-        except ValueError:
-            raise BuildError(f"internal: source dir {job.src_dir} is not under {src_root}") from None
-        inner_src = IN_SRC if str(relative) == "." else f"{IN_SRC}/{relative.as_posix()}"
-        home = job.build_dir / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        job.sources_dir.mkdir(parents=True, exist_ok=True)
-        inputs = {name: f"{IN_INPUTS}/{name}" for name in job.inputs}
-        env = phase_environment(job, src=inner_src, out=IN_OUT, sources=IN_SOURCES, inputs=inputs,
-                                home=IN_HOME, tmp="/tmp", path=CONTAINER_PATH)
+        scratch_dirs(job)
+        env = rooted_environment(job)
         volumes: Dict[str, Dict[str, str]] = {
-            str(src_root): {"bind": IN_SRC, "mode": "rw"},
-            str(job.out_dir): {"bind": IN_OUT, "mode": "rw"},
-            str(job.sources_dir): {"bind": IN_SOURCES, "mode": "ro"},
-            str(home): {"bind": IN_HOME, "mode": "rw"},
-        }
-        for name, path in job.inputs.items():
-            volumes[str(path)] = {"bind": inputs[name], "mode": "ro"}
+            str(bind.host): {"bind": bind.inner, "mode": "ro" if bind.read_only else "rw"} for bind in binds(job)}
         if HOST_CA_BUNDLE.is_file():   # the host's CAs, incl. an intercepting proxy's
-            volumes[str(HOST_CA_BUNDLE)] = {"bind": CA_IN_CONTAINER, "mode": "ro"}
-            for variable in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE"):
-                env.setdefault(variable, CA_IN_CONTAINER)
+            volumes[str(HOST_CA_BUNDLE)] = {"bind": CA_INSIDE, "mode": "ro"}
         if dict(self.spec.options).get("bazel"):
             recipe = job.derivation.recipe
             caches = host_caches(recipe.name, recipe.platform)

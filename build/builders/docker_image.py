@@ -18,11 +18,11 @@ import tarfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
+from ..epoch import EPOCH, EPOCH_ISO
 from ..errors import BuildError
 
 IMAGE_TAR = "image.tar"
 IMAGE_JSON = "image.json"
-EPOCH_ISO = "1980-01-01T00:00:00Z"   # SOURCE_DATE_EPOCH as the image's creation time
 ARCHITECTURES = {"linux/aarch64": ("arm64", "v8"), "linux/x86_64": ("amd64", None)}
 
 
@@ -60,7 +60,7 @@ def rootfs_image_config(layer_sha256: str, platform: str) -> bytes:
 def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
-    info.mtime = 315532800
+    info.mtime = EPOCH
     info.mode = 0o644
     archive.addfile(info, io.BytesIO(data))
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Sequence
 
 from ..errors import PrerequisiteError
+from .rooted import HOST_CA_BUNDLE, ROOT_PATH, ca_environment
 from .base import PID_NAMESPACE, Builder, BuildJob, phase_environment, phase_script, quote, run_logged
 
-HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOST_PATH = ROOT_PATH   # the same PATH everywhere: the contract of docs/spine.md
 
 
 def isolation_prefix(network: bool, read_only: Sequence[Path] = ()) -> List[str]:
@@ -61,6 +62,8 @@ class NativeBuilder(Builder):
             job, src=str(job.src_dir), out=str(job.out_dir), sources=str(job.sources_dir),
             inputs={name: str(path) for name, path in job.inputs.items()},
             home=str(home), tmp=str(tmp), path=HOST_PATH)
+        for variable, value in ca_environment(str(HOST_CA_BUNDLE)).items():
+            env.setdefault(variable, value)
         for phase in job.derivation.recipe.phases:
             prefix = isolation_prefix(phase.network, [job.sources_dir, *job.inputs.values()])
             if not prefix:
