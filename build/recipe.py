@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
+from .builder_kinds import BUILDER_SCHEMAS, type_name
 from .errors import RecipeError
 from .paths import recipes_dir
 from .tomlfile import TomlDocument, load_toml
@@ -176,22 +177,30 @@ class _RecipeReader:
         return tuple(value)
 
     def read_builder(self, value: Any) -> BuilderSpec:
-        from .builders import BUILDER_KINDS
-
+        kinds = ", ".join(BUILDER_SCHEMAS)
         if value is None:
-            raise self.fail(("builder",), f"missing (expected a table with kind = one of: {', '.join(BUILDER_KINDS)})")
+            raise self.fail(("builder",), f"missing (expected a table with kind = one of: {kinds})")
         if not isinstance(value, dict):
             raise self.fail(("builder",), "expected a table like [builder] kind = \"native\"")
         kind = self.string(value, "kind", ("builder",), required=True)
-        if kind not in BUILDER_KINDS:
-            raise self.fail(("builder", "kind"), f"unknown builder '{kind}' (expected one of: {', '.join(BUILDER_KINDS)})")
+        schema = BUILDER_SCHEMAS.get(kind)
+        if schema is None:
+            raise self.fail(("builder", "kind"), f"unknown builder '{kind}' (expected one of: {kinds})")
         base = value.get("base")
         if base is not None and not isinstance(base, str):
             raise self.fail(("builder", "base"), "expected a recipe name")
+        if schema.needs_base and base is None:
+            raise self.fail(("builder", "base"), f"the {kind} builder needs a base recipe "
+                            "(e.g. base = \"rootfs-bullseye-arm64\")")
         options = {k: v for k, v in value.items() if k not in ("kind", "base")}
         for key, option in options.items():
-            if not isinstance(option, (str, int, float, bool, list)):
-                raise self.fail(("builder", key), "expected a string, number, boolean or list")
+            allowed = schema.options.get(key)
+            if allowed is None:
+                known = ", ".join(["kind", "base", *schema.options]) if schema.needs_base else \
+                    ", ".join(["kind", *schema.options])
+                raise self.fail(("builder", key), f"unknown option for the {kind} builder (allowed: {known})")
+            if not isinstance(option, allowed.types) or (bool not in allowed.types and isinstance(option, bool)):
+                raise self.fail(("builder", key), f"expected {type_name(allowed.types)} ({allowed.meaning})")
         return BuilderSpec(kind=kind, base=base, options=options)
 
     def read_sources(self, value: Any) -> Tuple[Source, ...]:

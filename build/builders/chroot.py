@@ -56,7 +56,6 @@ class ChrootBuilder(Builder):
     """Phases run chrooted into ``builder.base``'s output, emulated by qemu-user if foreign."""
 
     kind: ClassVar[str] = "chroot"
-    needs_base: ClassVar[bool] = True
 
     def check_prerequisites(self, job: Optional[BuildJob] = None) -> None:
         if os.geteuid() != 0:
@@ -74,9 +73,6 @@ class ChrootBuilder(Builder):
 
     def run(self, job: BuildJob) -> None:
         self.check_prerequisites(job)
-        if job.derivation.recipe.builder.base is None:
-            raise BuildError(f"{job.derivation.recipe.path}: builder.base: the chroot builder needs a "
-                             "root filesystem recipe here (e.g. base = \"rootfs-bullseye-arm64\")")
         if job.base is None or not job.base.is_dir():
             raise BuildError(f"{job.derivation.name}: builder.base is not built ({job.base})")
         layers = job.build_dir / "chroot"

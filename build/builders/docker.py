@@ -15,7 +15,6 @@ this recipe+target and renders Bazel's machine-dependent flags (build/bazel/).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import re
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
+from ..builder_kinds import dockerfile_path
 from ..bazel.caches import container_caches, container_mounts, host_caches
 from ..bazel.flags import BazelSettings
 from ..bazel.progress import ProgressMeter
@@ -62,11 +62,6 @@ def engine_client() -> Any:
     return client
 
 
-def dockerfile_path(spec_options: Dict[str, Any]) -> Optional[Path]:
-    name = spec_options.get("dockerfile")
-    return (REPO_ROOT / str(name)) if name else None
-
-
 def build_args(spec_options: Dict[str, Any]) -> Dict[str, str]:
     """``build_args = ["PACKAGES=bazel"]`` -> {"PACKAGES": "bazel"}."""
     args: Dict[str, str] = {}
@@ -80,34 +75,17 @@ class DockerBuilder(Builder):
     """Phases run in containers of ``builder.base``'s image, emulated by QEMU if foreign."""
 
     kind: ClassVar[str] = "docker"
-    needs_base: ClassVar[bool] = True
 
     @classmethod
-    def option_names(cls) -> List[str]:
-        return ["dockerfile", "build_args", "build_network", "bazel"]
-
-    @classmethod
-    def identity(cls, spec: Any) -> Dict[str, Any]:
-        """The Dockerfile's bytes are part of an image derivation's address (the base
-        image is an input derivation already; build args are in the options)."""
-        identity: Dict[str, Any] = {"kind": cls.kind, "options": dict(spec.options)}
-        path = dockerfile_path(dict(spec.options))
-        if path is not None:
-            identity["dockerfile_sha256"] = (hashlib.sha256(path.read_bytes()).hexdigest()
-                                             if path.is_file() else f"missing:{path.name}")
-        return identity
-
-    @classmethod
-    def plan_environment(cls, recipe: Any, figures: Optional[preflight.MachineFigures] = None) -> Dict[str, str]:
+    def plan_environment(cls, recipe: Any, figures: Optional[preflight.MachineFigures] = None,
+                         remote_cache: Optional[str] = None) -> Dict[str, str]:
         """The variables this builder adds for ``recipe`` on this machine (the Bazel
         flags), so a plan can show the exact commands: see build.bazel.flags.render_script."""
         if not dict(recipe.builder.options).get("bazel"):
             return {}
         figures = figures or preflight.measure(REPO_ROOT)
         cpus, ram_mb = preflight.bazel_limits(figures, recipe.resources.cpus)
-        from ..cache.config import bazel_remote_cache  # $PIFORGE_BAZEL_REMOTE_CACHE, else [cache]'s
-
-        return BazelSettings(container_caches(), cpus, ram_mb, bazel_remote_cache()).environment()
+        return BazelSettings(container_caches(), cpus, ram_mb, remote_cache).environment()
 
     def check_prerequisites(self, job: Optional[BuildJob] = None) -> None:
         path = dockerfile_path(dict(self.spec.options))
@@ -196,7 +174,7 @@ class DockerBuilder(Builder):
             caches = host_caches(recipe.name, recipe.platform)
             for host, inner in container_mounts(caches).items():
                 volumes[host] = {"bind": inner, "mode": "rw"}
-            bazel_env = self.plan_environment(recipe, preflight.measure(job.build_dir))
+            bazel_env = self.plan_environment(recipe, preflight.measure(job.build_dir), job.bazel_remote_cache)
             env.update(bazel_env)
             job.log(f"--- bazel caches {caches.output_base} (resumable); flags {bazel_env['PIFORGE_BAZEL_FLAGS']}")
         return env, volumes

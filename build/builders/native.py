@@ -3,10 +3,9 @@ steps that make other build environments (debootstrap of a rootfs)."""
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Sequence
+from typing import Any, ClassVar, List, Sequence
 
 from ..errors import PrerequisiteError
 from .rooted import HOST_CA_BUNDLE, ROOT_PATH, ca_environment
@@ -41,12 +40,6 @@ class NativeBuilder(Builder):
     """Phases run directly on the host, with a clean environment and a fixed PATH."""
 
     kind: ClassVar[str] = "native"
-
-    @classmethod
-    def identity(cls, spec: Any) -> Dict[str, Any]:
-        # A native output depends on the host's architecture (and toolchain, which we
-        # cannot fully pin: a Pi building for itself is the use case).
-        return {"kind": cls.kind, "machine": platform.machine(), "options": dict(spec.options)}
 
     def check_prerequisites(self, job: Any = None) -> None:
         if shutil.which("bash") is None:

@@ -41,14 +41,16 @@ CONTRACT: Dict[str, object] = {
     "SSL_CERT_FILE": None, "REQUESTS_CA_BUNDLE": None, "PIP_CERT": None, "CURL_CA_BUNDLE": None,
 }
 
-# Phase 1 leaves a mark in $TMPDIR, $HOME and the source dir, and a stray file outside
+# /proc/net/dev lists the interfaces of the phase's own network namespace (sysfs may be
+# the host's). Phase 1 leaves a mark in $TMPDIR, $HOME and the source dir, and a stray file outside
 # $PIFORGE_OUT; phase 2 (a fresh process, container or chroot) must find the marks.
 PHASES = '''\
 [[phases]]
 name = "first"
 run = """
+interfaces() { awk -F: 'NR > 2 { gsub(/ /, "", $1); print $1 }' /proc/net/dev | LC_ALL=C sort; }
 env | LC_ALL=C sort > "$PIFORGE_OUT/env-first"
-ls /sys/class/net > "$PIFORGE_OUT/net-first"
+interfaces > "$PIFORGE_OUT/net-first"
 echo tmp > "$TMPDIR/mark"; echo home > "$HOME/mark"; echo src > "$PIFORGE_SRC/mark"
 echo stray > "$PIFORGE_SRC/stray-output"
 test -s "$SSL_CERT_FILE" && echo yes > "$PIFORGE_OUT/ca-readable"
@@ -58,8 +60,9 @@ test -s "$SSL_CERT_FILE" && echo yes > "$PIFORGE_OUT/ca-readable"
 name = "second"
 network = true
 run = """
+interfaces() { awk -F: 'NR > 2 { gsub(/ /, "", $1); print $1 }' /proc/net/dev | LC_ALL=C sort; }
 env | LC_ALL=C sort > "$PIFORGE_OUT/env-second"
-ls /sys/class/net > "$PIFORGE_OUT/net-second"
+interfaces > "$PIFORGE_OUT/net-second"
 for where in TMPDIR HOME PIFORGE_SRC; do
   if test -e "${!where}/mark"; then echo "$where yes"; else echo "$where no"; fi
 done > "$PIFORGE_OUT/shared"

@@ -85,7 +85,7 @@ def test_every_pinned_source_of_the_tf_chain_cites_where_its_hash_was_published(
 
 
 def test_dockerfile_change_changes_the_image_hash(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import build.builders.docker as docker_builder
+    import build.builder_kinds as docker_builder
 
     recipes = load_recipes()
     before = derive(recipes, "image-aarch64").hash
