@@ -46,6 +46,13 @@ class ProfileError(ConfigError):
     """A target profile is unknown or invalid."""
 
 
+class PlatformError(PiforgeError):
+    """A platform name (linux/arm64, aarch64, ...) piforge does not know; the recipe
+    validator turns it into a RecipeError at the recipe's line."""
+
+    exit_code = 2
+
+
 class FetchError(PiforgeError):
     """No source/mirror could be fetched; the message names every URL tried."""
 

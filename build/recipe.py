@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .builder_kinds import BUILDER_SCHEMAS, type_name
-from .errors import RecipeError
+from .errors import PlatformError, RecipeError
+from .platform import PLATFORMS, Platform, host
 from .paths import recipes_dir
 from .tomlfile import TomlDocument, load_toml
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-PLATFORMS = ("linux/aarch64", "linux/x86_64")
-PLATFORM_ALIASES = {"linux/arm64": "linux/aarch64", "linux/amd64": "linux/x86_64"}
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar.zst", ".tar", ".zip")
 
 TOP_LEVEL_FIELDS = ("name", "version", "description", "platform", "inputs", "builder",
@@ -30,10 +29,7 @@ RESOURCE_FIELDS = ("ram_gb", "swap_gb", "disk_gb", "cpus")
 
 
 def host_platform() -> str:
-    import platform
-
-    machine = platform.machine().lower()
-    return PLATFORM_ALIASES.get(f"linux/{machine}", f"linux/{machine}")
+    return host().name
 
 
 @dataclass(frozen=True)
@@ -151,9 +147,11 @@ class _RecipeReader:
         if not version:
             raise self.fail(("version",), "must not be empty")
         platform = self.string(data, "platform", default=host_platform())
-        platform = PLATFORM_ALIASES.get(platform, platform)
-        if platform not in PLATFORMS:
-            raise self.fail(("platform",), f"unknown platform '{platform}' (expected one of: {', '.join(PLATFORMS)})")
+        try:
+            platform = Platform.parse(platform).name
+        except PlatformError:
+            raise self.fail(("platform",), f"unknown platform '{platform}' (expected one of: "
+                            f"{', '.join(PLATFORMS)}, or linux/arm64, linux/amd64)") from None
         return Recipe(
             name=name,
             version=version,

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import ClassVar, List, Optional
 
+from ..platform import Platform
 from ..errors import BuildError, PrerequisiteError
 from .base import PID_NAMESPACE, Builder, BuildJob, phase_script, quote, run_logged
 from .rooted import CA_INSIDE, HOST_CA_BUNDLE, HOST_CA_DIR, ROOT_PATH, Bind, binds, rooted_environment, scratch_dirs
@@ -27,8 +28,7 @@ SETUP_HINT = "sudo bash scripts/setup-host.sh   # installs qemu-user-static, bin
 
 def target_machine(platform_name: str) -> str:
     """``linux/aarch64`` -> ``aarch64`` (``linux/arm64`` is spelt the Debian way)."""
-    machine = platform_name.split("/", 1)[-1]
-    return {"arm64": "aarch64", "amd64": "x86_64"}.get(machine, machine)
+    return Platform.parse(platform_name).uname_machine
 
 
 def binfmt_problem(machine: str) -> Optional[str]:
