@@ -46,6 +46,10 @@ class ProfileError(ConfigError):
     """A target profile is unknown or invalid."""
 
 
+class PatchError(PiforgeError):
+    """A recipe's patch does not apply: names the patch, the file and the failed hunk."""
+
+
 class PlatformError(PiforgeError):
     """A platform name (linux/arm64, aarch64, ...) piforge does not know; the recipe
     validator turns it into a RecipeError at the recipe's line."""

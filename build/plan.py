@@ -38,6 +38,9 @@ def render_plan(drv: Derivation, store: Store) -> str:
                          f"{' (unpacked)' if source.unpack else ''}")
             for url in source.urls:
                 lines.append(f"               {url}")
+        for patch in recipe.patches:
+            lines.append(f"   patch     {patch.file} sha256 {patch.sha256} -p{patch.strip}"
+                         f"{'' if patch.enabled else ' (disabled: enabled = false)'}")
         environment = {"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, **dict(recipe.env)}
         lines.append("   env       " + " ".join(f"{k}={v}" for k, v in sorted(environment.items())))
         # what the builder adds on this machine (Bazel's flags): shown written out, so

@@ -24,6 +24,7 @@ from .derivation import Derivation
 from .errors import BuildError
 from .fetch import fetch
 from .mounts import unmount_below
+from .patching import apply_patches
 from .paths import piforge_home
 from .store import Store
 from .unpack import unpack
@@ -195,9 +196,9 @@ def prepare_sources(drv: Derivation, build_dir: Path, log: Callable[[str], None]
             roots.append(src / source.filename)
         elif source.unpack:
             roots.append(unpack(cached, src))
-    if len(roots) == 1:
-        return roots[0]
-    return src
+    root = roots[0] if len(roots) == 1 else src
+    apply_patches(drv.recipe.patches, root, log)
+    return root
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -5,6 +5,7 @@ which the derivation hashes; its formatting, comments, description and mirror UR
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,9 @@ SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar.zst", ".tar", ".zip")
 
 TOP_LEVEL_FIELDS = ("name", "version", "description", "platform", "inputs", "builder",
-                    "sources", "env", "phases", "outputs", "resources")
+                    "sources", "patches", "env", "phases", "outputs", "resources")
+PATCH_FIELDS = ("file", "enabled", "strip", "why")
+PATCH_DIR = "patches"
 SOURCE_FIELDS = ("urls", "url", "sha256", "filename", "unpack")
 PHASE_FIELDS = ("name", "run", "network")
 OUTPUT_FIELDS = ("paths",)
@@ -44,6 +47,22 @@ class Source:
     def content(self) -> Dict[str, Any]:
         # Mirrors are not content: any URL that yields these bytes is the same source.
         return {"sha256": self.sha256, "filename": self.filename, "unpack": self.unpack}
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A patch file of the repo (patches/...), applied in order after unpacking. Its
+    bytes are hashed like a source's; a disabled patch is listed but neither applied
+    nor hashed, so switching it on is one line and changes the derivation."""
+
+    file: str           # as written in the recipe, relative to the repo: patches/...
+    path: str           # absolute path read at load time
+    sha256: str
+    enabled: bool = True
+    strip: int = 1
+
+    def content(self) -> Dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256, "strip": self.strip}
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,11 @@ class Recipe:
     outputs: Tuple[str, ...]
     resources: Resources
     path: str
+    patches: Tuple[Patch, ...] = ()
+
+    @property
+    def enabled_patches(self) -> Tuple[Patch, ...]:
+        return tuple(p for p in self.patches if p.enabled)
 
     @property
     def dependencies(self) -> Tuple[str, ...]:
@@ -106,6 +130,8 @@ class Recipe:
             "env": dict(self.env),
             "phases": [{"name": p.name, "run": p.run, "network": p.network} for p in self.phases],
             "outputs": list(self.outputs),
+            # only when there are any: recipes without patches keep their hashes
+            **({"patches": [p.content() for p in self.enabled_patches]} if self.enabled_patches else {}),
         }
 
 
@@ -165,7 +191,38 @@ class _RecipeReader:
             outputs=self.read_outputs(data.get("outputs", {})),
             resources=self.read_resources(data.get("resources", {})),
             path=self.doc.path,
+            patches=self.read_patches(data.get("patches", [])),
         )
+
+    def read_patches(self, value: Any) -> Tuple[Patch, ...]:
+        """``file`` is relative to the repo (the directory above recipes/) and must be
+        under patches/; it is read now, so a missing patch fails at load time."""
+        if not isinstance(value, list):
+            raise self.fail(("patches",), "expected an array of tables ([[patches]])")
+        repo = Path(self.doc.path).resolve().parent.parent
+        patches = []
+        for index, entry in enumerate(value):
+            keys: Tuple[Any, ...] = ("patches", index)
+            if not isinstance(entry, dict):
+                raise self.fail(keys, "expected a table")
+            self.check_keys(entry, PATCH_FIELDS, keys)
+            name = self.string(entry, "file", keys, required=True)
+            relative = Path(name)
+            if relative.is_absolute() or ".." in relative.parts or relative.parts[:1] != (PATCH_DIR,):
+                raise self.fail(keys + ("file",), f"expected a path under {PATCH_DIR}/ (e.g. {PATCH_DIR}/<recipe>/fix.patch)")
+            path = repo / relative
+            if not path.is_file():
+                raise self.fail(keys + ("file",), f"{path} does not exist")
+            enabled = entry.get("enabled", True)
+            if not isinstance(enabled, bool):
+                raise self.fail(keys + ("enabled",), "expected true or false")
+            strip = entry.get("strip", 1)
+            if not isinstance(strip, int) or isinstance(strip, bool) or strip < 0:
+                raise self.fail(keys + ("strip",), "expected a number of leading path components (patch -p)")
+            self.string(entry, "why", keys)
+            patches.append(Patch(file=name, path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                                 enabled=enabled, strip=strip))
+        return tuple(patches)
 
     def read_inputs(self, value: Any) -> Tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
