@@ -42,7 +42,8 @@ def test_rendered_bazel_invocation_carries_every_flag_of_the_users_notes() -> No
                    "--local_ram_resources="):
         assert any(a.startswith(prefix) for a in argv), prefix
     startup, command = argv[:argv.index("build")], argv[argv.index("build"):]
-    assert all(a.startswith("--output") for a in startup[1:])   # startup options before the command
+    # startup options before the command: the caches' and the JVM heap cap (audit item 7)
+    assert all(a.startswith(("--output", "--host_jvm_args=")) for a in startup[1:])
     assert command[-1] == "//tensorflow/tools/pip_package:build_pip_package"
 
 
