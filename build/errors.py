@@ -68,6 +68,13 @@ class UsageError(PiforgeError):
     exit_code = 2
 
 
+class PlatformError(PiforgeError):
+    """A platform name (linux/arm64, aarch64, ...) piforge does not know; the recipe
+    validator turns it into a RecipeError at the recipe's line."""
+
+    exit_code = 2
+
+
 class FetchError(PiforgeError):
     """No source/mirror could be fetched; the message names every URL tried."""
 
@@ -94,6 +101,10 @@ class BuildError(PiforgeError):
     """A build phase failed; the message names the phase and the log file."""
 
     exit_code = 5
+
+
+class PatchError(BuildError):
+    """A recipe's patch does not apply: names the patch, the file and the failed hunk."""
 
 
 class PrerequisiteError(PiforgeError):

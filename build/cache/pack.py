@@ -19,10 +19,11 @@ from typing import Any, BinaryIO, Iterable, Iterator, List, Mapping, Optional, T
 
 import zstandard
 
+from ..epoch import EPOCH
 from ..errors import ArtifactRejectedError, CacheError
 
 # 1980-01-01, the same SOURCE_DATE_EPOCH the builders use: zip (wheels) cannot go earlier.
-FIXED_MTIME = 315532800
+FIXED_MTIME = EPOCH
 CHUNK = 1 << 20
 ZSTD_LEVEL = 3
 
