@@ -112,3 +112,10 @@ class TrainingError(PiforgeError):
     """A training job failed; the message names the host and the cause."""
 
     exit_code = 10
+
+
+class CompatError(PiforgeError):
+    """A wheel the target cannot install (its tags vs the profile's Python, arch, glibc and
+    pip), a wheelhouse without the profile's pip, or a host whose arch is not the profile's."""
+
+    exit_code = 11
