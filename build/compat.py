@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
@@ -233,3 +234,42 @@ def require_fit(filenames: Sequence[str], target: Target, where: str, *, need_pi
         raise CompatError("\n".join(problems),
                           hint=f"pick wheels with a tag the target accepts, or fix profiles/{target.profile}.toml "
                                "if its python/platform/glibc/pip are wrong (see docs/cluster.md)")
+
+
+# -- wheelhouse recipes: which profiles ship them, and their checks around a build ----------
+def profiles_shipping(recipe_name: str) -> List[object]:
+    """Every loadable profile whose ``wheelhouse`` is ``recipe_name`` (a broken profile is
+    skipped here: its own tasks report it, and it cannot deploy anything)."""
+    from .errors import ProfileError
+    from .profiles import list_profiles, load_profile
+
+    found = []
+    for name in list_profiles():
+        try:
+            profile = load_profile(name)
+        except ProfileError:
+            continue
+        if profile.wheelhouse == recipe_name:
+            found.append(profile)
+    return found
+
+
+def pinned_wheels(recipe: object) -> List[str]:
+    """File names of the wheels a recipe pins as sources (what it ships as fetched)."""
+    return [s.filename for s in getattr(recipe, "sources") if str(s.filename).endswith(".whl")]
+
+
+def check_pinned_wheelhouse(recipe: object) -> None:
+    """Before fetching: every pinned wheel of a profile's wheelhouse must fit that profile."""
+    wheels = pinned_wheels(recipe)
+    for profile in profiles_shipping(str(getattr(recipe, "name"))):
+        require_fit(wheels, target_of(profile), f"recipes/{getattr(recipe, 'name')}.toml (pinned wheels)",
+                    need_pip=False)
+
+
+def check_built_wheelhouse(recipe: object, out_dir: Path) -> None:
+    """After the build, before it enters the store: every wheel in the output fits, and
+    the profile's pip is among them."""
+    wheels = sorted(p.name for p in out_dir.glob("*.whl"))
+    for profile in profiles_shipping(str(getattr(recipe, "name"))):
+        require_fit(wheels, target_of(profile), f"{getattr(recipe, 'name')} (built wheelhouse)")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Protocol, Sequence
 
 from .builders import BUILDER_KINDS, BuildJob
+from .compat import check_built_wheelhouse, check_pinned_wheelhouse
 from .derivation import Derivation
 from .errors import BuildError
 from .fetch import fetch
@@ -63,6 +64,8 @@ def realise(drv: Derivation, store: Optional[Store] = None, *,
     store.remove_stale_staging()
     todo = to_build(drv, store, substituters, report) if substituters else \
         [d for d in drv.closure() if not store.is_valid(d)]
+    for node in todo:   # a misfit wheelhouse pin fails now, not after a 20-hour TensorFlow build
+        check_pinned_wheelhouse(node.recipe)
     for index, node in enumerate(todo, start=1):   # caches were asked already: build
         realise_one(node, store, report=report, echo=echo, step=f"[{index}/{len(todo)}] ")
     return store.require(drv)
@@ -116,6 +119,7 @@ def build(drv: Derivation, store: Store, *, report: Report = report_stderr, echo
     same store). The caller holds the lock of ``drv`` in the store it builds for."""
     recipe = drv.recipe
     inputs_from = input_store or store
+    check_pinned_wheelhouse(recipe)   # a profile's wheelhouse: refuse misfit pins before fetching
     builder = BUILDER_KINDS[recipe.builder.kind](recipe.builder)
     build_dir = build_dir_of(drv)
     unmount_below(build_dir)
@@ -148,6 +152,7 @@ def build(drv: Derivation, store: Store, *, report: Report = report_stderr, echo
             job.src_dir = prepare_sources(drv, build_dir, log, report)
             builder.run(job)
             check_outputs(drv, staging)
+            check_built_wheelhouse(recipe, staging)   # what its hosts cannot install never enters the store
             log(f"--- built in {time.monotonic() - started:.1f} s")
             log_file.flush()
             path = store.install(drv, staging, log_path)
