@@ -147,6 +147,13 @@ class TrainingError(PiforgeError):
     exit_code = 10
 
 
+class CompatError(PiforgeError):
+    """A wheel the target cannot install (its tags vs the profile's Python, arch, glibc and
+    pip), a wheelhouse without the profile's pip, or a host whose arch is not the profile's."""
+
+    exit_code = 11
+
+
 # What the shell sees after Ctrl-C (128 + SIGINT), as every Unix tool does.
 EXIT_INTERRUPTED = 130
 

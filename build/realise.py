@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from .bazel.flags import remote_cache_from_environment as configured_bazel_remote_cache
 from .builders import BUILDER_KINDS, BuildJob
+from .compat import check_built_wheelhouse, check_pinned_wheelhouse
 from .derivation import Derivation
 from .errors import BuildError
 from .fetch import fetch
@@ -67,6 +68,8 @@ def realise(drv: Derivation, store: Optional[Store] = None, *,
     store.remove_stale_staging()
     todo = to_build(drv, store, substituters, report) if substituters else \
         [d for d in drv.closure() if not store.is_valid(d)]
+    for node in todo:   # a misfit wheelhouse pin fails now, not after a 20-hour TensorFlow build
+        check_pinned_wheelhouse(node.recipe)
     for index, node in enumerate(todo, start=1):   # caches were asked already: build
         realise_one(node, store, report=report, echo=echo, step=f"[{index}/{len(todo)}] ")
     return store.require(drv)
@@ -123,6 +126,7 @@ def build(drv: Derivation, store: Store, *, report: Report = report_stderr, echo
     left out, today's configuration ($PIFORGE_BAZEL_REMOTE_CACHE, else the cache config)."""
     recipe = drv.recipe
     inputs_from = input_store or store
+    check_pinned_wheelhouse(recipe)   # a profile's wheelhouse: refuse misfit pins before fetching
     builder = BUILDER_KINDS[recipe.builder.kind](recipe.builder)
     build_dir = build_dir_of(drv)
     unmount_below(build_dir)
@@ -157,6 +161,7 @@ def build(drv: Derivation, store: Store, *, report: Report = report_stderr, echo
             job = replace(job, src_dir=prepare_sources(drv, build_dir, log, report))
             builder.run(job)
             check_outputs(drv, staging)
+            check_built_wheelhouse(recipe, staging)   # what its hosts cannot install never enters the store
             log(f"--- built in {time.monotonic() - started:.1f} s")
             log_file.flush()
             path = store.install(drv, staging, log_path)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..compat import Target as WheelTarget
+from ..compat import normalize_arch, require_fit, target_of
 from ..errors import DeployError, HostError
 from ..profiles import Profile
 from .agent import relay_agent
@@ -112,7 +114,13 @@ def _parallel(targets: Sequence[Target], work: Callable[[Target], None]) -> None
 def deploy(cluster: ClusterConfig, profile: Profile, wheelhouse: Wheelhouse, *,
            report: Report = print, relay: bool = True, chunk_cache: Optional[ChunkCache] = None,
            hosts: Optional[Sequence[str]] = None) -> List[Target]:
-    """Deploy ``wheelhouse`` for ``profile`` to the cluster's hosts; returns one Target per install."""
+    """Deploy ``wheelhouse`` for ``profile`` to the cluster's hosts; returns one Target per install.
+
+    Raises CompatError before any host is contacted if a wheel does not fit the profile
+    (or its pip is not shipped); a host whose arch or glibc does not match the profile
+    is failed after the probe, before a byte is copied to it."""
+    accepts = target_of(profile)
+    require_fit([w.name for w in wheelhouse.wheels], accepts, f"deploy: wheelhouse {wheelhouse.path.name}")
     vid = venv_id(wheelhouse)
     keys = sorted({s.key for s in cluster.hosts if s.transport == "ssh" and s.key})
     use_agent = relay and any(s.transport == "ssh" for s in cluster.hosts)
@@ -122,6 +130,9 @@ def deploy(cluster: ClusterConfig, profile: Profile, wheelhouse: Wheelhouse, *,
             report(f"deploy: {wheelhouse.path.name} ({len(wheelhouse.wheels)} wheels, "
                    f"{wheelhouse.total_bytes / 1e6:.1f} MB) -> {', '.join(n for t in targets for n in t.serves)}")
             _parallel(targets, lambda t: _probe(t, profile))
+            for target in targets:
+                if not target.failed:
+                    _refuse_unfit_host(target, profile, accepts)
             todo = [t for t in targets if not t.failed and not _up_to_date(t, vid)]
             for target in targets:
                 if not target.failed and target not in todo:
@@ -147,6 +158,21 @@ def _probe(target: Target, profile: Profile) -> None:
     target.probe = parse_probe(result.stdout)
     if target.probe.get("python", ["missing"])[0] == "missing":
         raise HostError(f"{target.host.name}: no Python at {target.python!r} on the host")
+
+
+def _refuse_unfit_host(target: Target, profile: Profile, accepts: WheelTarget) -> None:
+    """Fail a host whose arch (or older glibc) cannot run the profile's wheels: nothing
+    is copied to it and its ``current`` stays as it is."""
+    arch = normalize_arch(target.probe.get("arch", [""])[0])
+    name = ", ".join(target.serves)
+    if arch != accepts.arch:
+        target.fail(f"host {name} is {arch or 'of unknown arch'}, profile {profile.name} is {profile.platform} "
+                    f"(its wheels are for {accepts.arch}); refusing to copy")
+        return
+    glibc = target.probe.get("glibc", [""])[0].strip().split(".")
+    if len(glibc) >= 2 and all(p.isdigit() for p in glibc[:2]) and (int(glibc[0]), int(glibc[1])) < accepts.glibc:
+        target.fail(f"host {name} has glibc {'.'.join(glibc)}, profile {profile.name} needs "
+                    f"{accepts.glibc[0]}.{accepts.glibc[1]}; refusing to copy")
 
 
 def _up_to_date(target: Target, vid: str) -> bool:

@@ -27,6 +27,7 @@ PROBE = r"""
 home=$1; profile=$2; py=$3
 pdir="$home/venvs/$profile"
 echo "arch=$(uname -m)"
+echo "glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //')"
 echo "python=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null || echo missing)"
 echo "current=$(readlink "$pdir/current" 2>/dev/null)"
 if [ -f "$pdir/current/.piforge-ok" ]; then echo ok=1; else echo ok=0; fi

@@ -27,8 +27,11 @@ def doit(*args: str, home: Path, recipes: Path, extra_env: Dict[str, str] = {},
 
 
 def make_profile(name: str = "test", check_import: str = "wrapt, six", host_python: str = "/usr/bin/python3",
-                 platform: str = "linux/x86_64", python: str = "3.11") -> Profile:
+                 platform: str = "linux/x86_64", python: str = "3.11", glibc: str = "2.31",
+                 pip: str = "24.3.1") -> Profile:
+    # glibc 2.31: what the oldest test host (a bullseye arm64 rootfs) has; pip: the test wheelhouses'.
     return Profile(name=name, description="test profile", os="debian-12", platform=platform, python=python,
+                   glibc=glibc, pip=pip,
                    tensorflow="none", wheelhouse="wheelhouse-test-x86", host_python=host_python,
                    check_import=check_import, job_env={"PIFORGE_TEST_ENV": "1"})
 
