@@ -112,3 +112,9 @@ class TrainingError(PiforgeError):
     """A training job failed; the message names the host and the cause."""
 
     exit_code = 10
+
+
+class SimError(PiforgeError):
+    """A simulated cluster (sim:up / sim:down) could not be started, found or stopped."""
+
+    exit_code = 2
