@@ -97,12 +97,18 @@ def test_train_mnist_across_two_arm64_hosts(arm64_cluster: Path, arm64_ready: Pa
     assert info["status"] != "failed"
     kinds = events(run)
     imported = [e for e in kinds if e.get("kind") == "tf_imported"]
-    if imported:
-        measure("import_seconds", imported[0].get("seconds"))
-        assert imported[0].get("version") == "2.21.0"
-    steps = [e for e in kinds if e.get("kind") == "epoch"]
-    if len(steps) >= 2 and "time" in steps[0]:
-        measure("seconds_per_step", round((steps[1]["time"] - steps[0]["time"]) / 3, 2))
+    assert imported and all(e.get("version") == "2.21.0" for e in imported)
+    measure("import_seconds", max(e.get("seconds", 0) for e in imported))
+    first = [e for e in kinds if e.get("kind") == "first_step"]
+    if first:
+        measure("time_to_first_step_seconds", max(e.get("since_start", 0) for e in first))
+    epochs = sorted((e for e in kinds if e.get("kind") == "epoch" and e.get("host") == "sim0"),
+                    key=lambda e: e["t"])
+    if len(epochs) >= 2:
+        measure("seconds_per_step", round((epochs[1]["t"] - epochs[0]["t"]) / 3, 2))
+    rss = [e.get("peak_rss_mb") for e in kinds if e.get("kind") == "test" and e.get("peak_rss_mb")]
+    if rss:
+        measure("worker_reported_peak_rss_mb", max(rss))
 
 
 def test_kill9_of_one_arm64_worker_stops_the_job(arm64_cluster: Path, arm64_ready: Path) -> None:
