@@ -11,3 +11,4 @@ from build.tasks.cache import *  # noqa: F401,F403  cache:keygen/push/pull, ci
 from build.tasks.cluster import *  # noqa: F401,F403  tfconfig:, cluster:check, deploy, rollback
 from build.tasks.compat import *  # noqa: F401,F403  compat (wheels vs their target)
 from build.tasks.train import *  # noqa: F401,F403  train:, report
+from build.tasks.sim import *  # noqa: F401,F403  sim:up, sim:down

@@ -147,6 +147,11 @@ class TrainingError(PiforgeError):
     exit_code = 10
 
 
+class SimError(PiforgeError):
+    """A simulated cluster (sim:up / sim:down) could not be started, found or stopped."""
+
+    exit_code = 2
+
 class CompatError(PiforgeError):
     """A wheel the target cannot install (its tags vs the profile's Python, arch, glibc and
     pip), a wheelhouse without the profile's pip, or a host whose arch is not the profile's."""

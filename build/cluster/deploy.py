@@ -158,6 +158,18 @@ def _probe(target: Target, profile: Profile) -> None:
     target.probe = parse_probe(result.stdout)
     if target.probe.get("python", ["missing"])[0] == "missing":
         raise HostError(f"{target.host.name}: no Python at {target.python!r} on the host")
+    problem = arch_mismatch(target.probe.get("arch", [""])[0], profile)
+    if problem:
+        raise HostError(f"{target.host.name}: {problem}; refused before copying anything")
+
+
+def arch_mismatch(arch: str, profile: Profile) -> Optional[str]:
+    """Why a host of machine ``arch`` (uname -m) cannot take ``profile``'s wheels, or None."""
+    want = profile.platform.split("/", 1)[-1].replace("arm64", "aarch64").replace("amd64", "x86_64")
+    have = arch.replace("arm64", "aarch64")
+    if not have or have == want:
+        return None
+    return f"host architecture {have}, profile {profile.name} is {profile.platform} (wrong wheelhouse for this host)"
 
 
 def _refuse_unfit_host(target: Target, profile: Profile, accepts: WheelTarget) -> None:
