@@ -5,7 +5,7 @@ phase would run (with the environment the builder sets), dependencies first.
 """
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List
 
 from .bazel.flags import render_script
 from .builders import BUILDER_KINDS
@@ -40,7 +40,7 @@ def render_plan(drv: Derivation, store: Store) -> str:
         lines.append("   env       " + " ".join(f"{k}={v}" for k, v in sorted(environment.items())))
         # what the builder adds on this machine (Bazel's flags): shown written out, so
         # the plan is the exact command that would run here
-        builder_env = getattr(BUILDER_KINDS[recipe.builder.kind], "plan_environment", lambda r: {})(recipe)
+        builder_env: Dict[str, str] = getattr(BUILDER_KINDS[recipe.builder.kind], "plan_environment", lambda r: {})(recipe)
         for phase in recipe.phases:
             lines.append(f"   phase {phase.name} ({'network' if phase.network else 'offline'}):")
             for text in render_script(phase_script(phase, "$PIFORGE_SRC"), builder_env).splitlines():

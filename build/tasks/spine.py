@@ -39,7 +39,7 @@ def _derivations() -> Tuple[Dict[str, Any], Optional[PiforgeError]]:
             _loaded = (Store.default(), {name: derive(recipes, name) for name in recipes}, None)
         except PiforgeError as error:
             print(f"piforge: error: {error}", file=sys.stderr)
-            error.reported = True  # type: ignore[attr-defined]  (friendly() won't repeat it)
+            error.reported = True  # type: ignore[attr-defined]  # friendly() won't repeat it
             _loaded = (Store.default(), {}, error)
     return _loaded[1], _loaded[2]
 

@@ -192,7 +192,7 @@ class Supervisor:
                     worker.mark_ready()
             if ready_after is None:
                 if all(w.ready_at is not None for w in self.workers):
-                    ready_after = round(max(w.ready_at for w in self.workers) - start, 2)  # type: ignore[type-var]
+                    ready_after = round(max(w.ready_at for w in self.workers) - start, 2)  # type: ignore[type-var, operator]
                     self.record.update(ready_after=ready_after)
                 elif now - start > self.deadlines.startup:
                     late = [w for w in self.workers if w.ready_at is None]
