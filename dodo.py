@@ -4,7 +4,7 @@ Run through the front door (`./piforge <task>`) or, inside .venv, plain `doit <t
 `doit list` shows every task with its one-line summary.
 """
 from build.tasks.config import DOIT_CONFIG  # noqa: F401
-from build.tasks.project import *  # noqa: F401,F403  test
+from build.tasks.project import *  # noqa: F401,F403  test, options, exit-codes
 from build.tasks.spine import *  # noqa: F401,F403  build:, path:, plan:, check:, wheel, verify, gc
 from build.tasks.docker import *  # noqa: F401,F403  swap, docker image tasks
 from build.tasks.cache import *  # noqa: F401,F403  cache:keygen/push/pull, ci

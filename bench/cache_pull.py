@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from build.cache.davserver import DavServer  # noqa: E402
 from build.cache.metadata import metadata_key  # noqa: E402
 from build.cache.push import push_one  # noqa: E402
-from build.cache.remote import HttpRemote  # noqa: E402
+from build.cache.http import HttpRemote  # noqa: E402
 from build.cache.signing import SecretKey, TrustedKeys  # noqa: E402
 from build.cache.substitute import Substituter  # noqa: E402
 from build.derivation import Derivation, derive  # noqa: E402

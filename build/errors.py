@@ -5,7 +5,7 @@ message (no traceback). Anything else escaping is a bug in piforge.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, List, Optional, Sequence, Tuple, Type
 
 
 class PiforgeError(Exception):
@@ -32,6 +32,22 @@ class ConfigError(PiforgeError):
         self.path, self.line, self.field, self.problem = path, line, field, problem
         where = f"{path}:{line}" if line else path
         super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}", hint=hint)
+        self.problems: List["ConfigError"] = [self]
+
+    @classmethod
+    def combine(cls, problems: Sequence["ConfigError"]) -> "ConfigError":
+        """One error carrying every problem found in a file, in line order: a user with
+        three typos fixes all three after one run, not after three."""
+        ordered = sorted(problems, key=lambda p: (p.line or 0))
+        if len(ordered) == 1:
+            return ordered[0]
+        first = ordered[0]
+        combined = cls.__new__(type(first))
+        PiforgeError.__init__(combined, "\n".join(str(p) for p in ordered))
+        combined.path, combined.line, combined.field, combined.problem = (
+            first.path, first.line, first.field, first.problem)
+        combined.problems = list(ordered)
+        return combined
 
 
 class RecipeError(ConfigError):
@@ -44,6 +60,12 @@ class ClusterConfigError(ConfigError):
 
 class ProfileError(ConfigError):
     """A target profile is unknown or invalid."""
+
+
+class UsageError(PiforgeError):
+    """A command-line variable is unknown or malformed (said before any task starts)."""
+
+    exit_code = 2
 
 
 class FetchError(PiforgeError):
@@ -112,3 +134,23 @@ class TrainingError(PiforgeError):
     """A training job failed; the message names the host and the cause."""
 
     exit_code = 10
+
+
+# What the shell sees after Ctrl-C (128 + SIGINT), as every Unix tool does.
+EXIT_INTERRUPTED = 130
+
+
+def exit_codes() -> List[Tuple[int, str, str]]:
+    """(code, class name, meaning) for every failure kind, lowest code first: the table
+    docs/spine.md lists and `./piforge exit-codes` prints."""
+    rows: Dict[Tuple[int, str], str] = {}
+
+    def visit(kind: Type[PiforgeError]) -> None:
+        doc = (kind.__doc__ or "").strip().splitlines()[0]
+        rows[(kind.exit_code, kind.__name__)] = doc
+        for sub in kind.__subclasses__():
+            visit(sub)
+
+    visit(PiforgeError)
+    ordered = [(code, name, doc) for (code, name), doc in sorted(rows.items())]
+    return ordered + [(EXIT_INTERRUPTED, "KeyboardInterrupt", "Interrupted (Ctrl-C); nothing half-written is kept.")]

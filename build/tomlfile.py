@@ -5,6 +5,7 @@ every ``[table]``/``[[array]]`` header and every ``key =`` line, by dotted path.
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -73,6 +74,8 @@ def load_toml(path: Path, error_type: Type[ConfigError] = ConfigError,
               display: Optional[str] = None) -> TomlDocument:
     """Parse ``path``; syntax errors become ``error_type`` with the file and line."""
     shown = display or str(path)
+    if os.environ.get("PIFORGE_TRACE_LOADS"):   # tests count loads: each file once per run
+        print(f"piforge: trace: load {path}", file=sys.stderr, flush=True)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:

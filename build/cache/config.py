@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..errors import ConfigError
 from ..paths import piforge_home
 from ..tomlfile import load_toml
-from .remote import Remote, open_remote, redact
+from .backends import open_remote
+from .remote import Remote, redact
 from .signing import PublicKey, SecretKey, TrustedKeys
 
 KNOWN_FIELDS = ("urls", "push_url", "trusted_keys", "signing_key", "bazel_remote_cache", "endpoint", "region")

@@ -10,19 +10,18 @@ credentials requests go unsigned (a public-read bucket still serves pulls).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import urllib.parse
-from typing import Any, Optional
+from typing import Optional
 
 import requests
 
 from ..errors import CacheError
-from .remote import HttpRemote, Remote, redact
-from .sigv4 import EMPTY_SHA256, load_aws_credentials, sign_headers
+from .http import HttpRemote
+from .remote import redact
+from .sigv4 import SigV4Auth, load_aws_credentials
 
-HASH_CHUNK = 1 << 20
 CREDENTIAL_HINT = ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
                    "credentials), or a profile in ~/.aws/credentials (AWS_PROFILE); check the region too")
 
@@ -40,7 +39,6 @@ class S3Remote(HttpRemote):
     """HttpRemote's verbs and error handling; requests signed, never Basic/Bearer auth."""
 
     def __init__(self, url: str, endpoint: Optional[str] = None, region: Optional[str] = None) -> None:
-        Remote.__init__(self)
         parts = urllib.parse.urlsplit(url)
         bucket, prefix = parts.netloc, parts.path.strip("/")
         if not bucket or "@" in bucket or ":" in bucket:
@@ -53,29 +51,15 @@ class S3Remote(HttpRemote):
         if endpoint:
             if "://" not in endpoint:
                 endpoint = "https://" + endpoint
-            self.base = f"{endpoint.rstrip('/')}/{urllib.parse.quote(bucket)}/{key_prefix}"
+            base = f"{endpoint.rstrip('/')}/{urllib.parse.quote(bucket)}/{key_prefix}"
             where = f" at {redact(endpoint)}"
         else:
-            self.base = f"https://{bucket}.s3.{self.region}.amazonaws.com/{key_prefix}"
+            base = f"https://{bucket}.s3.{self.region}.amazonaws.com/{key_prefix}"
             where = f" at https://{bucket}.s3.{self.region}.amazonaws.com"
-        self.display = f"s3://{bucket}/{prefix + '/' if prefix else ''}"
-        self.where = where
         self.credentials = load_aws_credentials()
-        self.session = requests.Session()
-        # An auth hook that leaves the request alone: requests then never adds ~/.netrc Basic
-        # auth over the signature (proxy variables still apply, unlike trust_env=False).
-        self.session.auth = _keep_headers
-
-    def _request(self, verb: str, name: str, **kwargs: Any) -> requests.Response:
-        if self.credentials is not None:
-            headers = dict(kwargs.pop("headers", None) or {})
-            headers.update(sign_headers(verb, self._url(name), _payload_sha256(kwargs.get("data")),
-                                        self.credentials, self.region))
-            kwargs["headers"] = headers
-        try:
-            return super()._request(verb, name, **kwargs)
-        except CacheError as error:   # "cannot reach the cache": say which endpoint
-            raise CacheError(f"{error.message}{self.where}", hint=error.hint) from None
+        super().__init__(base, auth=SigV4Auth(self.credentials, self.region),
+                         display=f"s3://{bucket}/{prefix + '/' if prefix else ''}", where=where)
+        self.base = base   # already percent-encoded once, as S3 signs it
 
     def _fail(self, verb: str, name: str, response: requests.Response) -> CacheError:
         code = ""
@@ -90,21 +74,3 @@ class S3Remote(HttpRemote):
             hint = "create the bucket first (piforge never creates buckets)"
         return CacheError(f"{verb} {self.display}{name}{self.where}: HTTP {response.status_code} "
                           f"{response.reason}{code}", hint=hint)
-
-
-def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    return request
-
-
-def _payload_sha256(data: Any) -> str:
-    """sha256 of a request body: bytes, or a seekable file (read once, then rewound)."""
-    if data is None:
-        return EMPTY_SHA256
-    if isinstance(data, (bytes, bytearray)):
-        return hashlib.sha256(data).hexdigest()
-    digest = hashlib.sha256()
-    start = data.tell()
-    for block in iter(lambda: data.read(HASH_CHUNK), b""):
-        digest.update(block)
-    data.seek(start)
-    return digest.hexdigest()

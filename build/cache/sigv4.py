@@ -17,7 +17,9 @@ import os
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
+
+import requests
 
 from ..errors import CacheError
 
@@ -101,3 +103,36 @@ def sign_headers(method: str, url: str, payload_sha256: str, credentials: AwsCre
     signed["Authorization"] = (f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
                                f"SignedHeaders={';'.join(names)}, Signature={signature}")
     return signed
+
+
+HASH_CHUNK = 1 << 20
+
+
+def payload_sha256(data: Any) -> str:
+    """sha256 of a request body: bytes, or a seekable file (read once, then rewound)."""
+    if data is None:
+        return EMPTY_SHA256
+    if isinstance(data, (bytes, bytearray)):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    start = data.tell()
+    for block in iter(lambda: data.read(HASH_CHUNK), b""):
+        digest.update(block)
+    data.seek(start)
+    return digest.hexdigest()
+
+
+class SigV4Auth(requests.auth.AuthBase):
+    """requests auth that signs each request with AWS Signature V4; without credentials
+    it leaves the request alone (public buckets), and never lets ~/.netrc add Basic auth."""
+
+    def __init__(self, credentials: Optional[AwsCredentials], region: str) -> None:
+        self.credentials = credentials
+        self.region = region
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.credentials is not None:
+            url = str(request.url)
+            request.headers.update(sign_headers(str(request.method), url, payload_sha256(request.body),
+                                                self.credentials, self.region))
+        return request

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ..errors import ClusterConfigError
+from ..errors import ClusterConfigError, ConfigError
 from ..paths import REPO_ROOT
 from ..tomlfile import TomlDocument, load_toml
 
@@ -58,7 +58,7 @@ _HOST_DEFAULTS: Dict[str, Any] = {
 }
 _CLUSTER_KEYS = set(_HOST_DEFAULTS) | {"profile", "name"}
 _HOST_KEYS = set(_HOST_DEFAULTS) | {"name", "address", "tf_port"}
-_JOB_KEYS = {"hosts", "roles", "strategy", "params", "description"}
+_JOB_KEYS = {"hosts", "roles", "strategy", "params", "description", "accepts"}
 _TOP_KEYS = {"cluster", "hosts", "jobs"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_TF_PORT = 12345
@@ -101,6 +101,8 @@ class JobSpec:
     strategy: str
     params: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    accepts: Tuple[str, ...] = ()     # command-line parameters beyond params (custom scripts)
+    passthrough: bool = False         # accepts = "*": every key=value goes to the script
 
     def role_of(self, host: str) -> str:
         return self.roles.get(host, "worker")
@@ -162,34 +164,68 @@ def _is_under_cwd(path: Path) -> bool:
         return False
 
 
+class _SaidAlready(Exception):
+    """A part that depends on an entry whose problem is already reported: skip it quietly."""
+
+
+class _Problems:
+    """Every problem of one file, so a user with three typos sees all three at once."""
+
+    def __init__(self) -> None:
+        self.found: List[ClusterConfigError] = []
+
+    def add(self, error: ConfigError) -> None:
+        self.found.append(error)  # type: ignore[arg-type]
+
+    def attempt(self, parse: Any, *args: Any) -> Any:
+        """``parse(*args)``, or None after noting its problem."""
+        try:
+            return parse(*args)
+        except ClusterConfigError as error:
+            self.found.extend(error.problems)  # type: ignore[arg-type]
+        except _SaidAlready:
+            pass
+        return None
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise ClusterConfigError.combine(self.found)
+
+
 def parse_cluster(doc: TomlDocument) -> ClusterConfig:
+    problems = _Problems()
     data = doc.data
-    _reject_unknown(doc, (), data, _TOP_KEYS)
+    _reject_unknown(doc, (), data, _TOP_KEYS, problems)
     defaults_raw = data.get("cluster", {})
     if not isinstance(defaults_raw, dict):
-        raise doc.error(ClusterConfigError, ("cluster",), "expected a table [cluster]")
-    _reject_unknown(doc, ("cluster",), defaults_raw, _CLUSTER_KEYS)
+        problems.add(doc.error(ClusterConfigError, ("cluster",), "expected a table [cluster]"))
+        defaults_raw = {}
+    _reject_unknown(doc, ("cluster",), defaults_raw, _CLUSTER_KEYS, problems)
     defaults = dict(_HOST_DEFAULTS)
     for key in _HOST_DEFAULTS:
         if key in defaults_raw:
-            defaults[key] = _check_field(doc, ("cluster", key), key, defaults_raw[key])
+            value = problems.attempt(_check_field, doc, ("cluster", key), key, defaults_raw[key])
+            if value is not None:
+                defaults[key] = value
     profile = defaults_raw.get("profile", "local")
     if not isinstance(profile, str) or not profile:
-        raise doc.error(ClusterConfigError, ("cluster", "profile"), "expected a profile name (string)")
+        problems.add(doc.error(ClusterConfigError, ("cluster", "profile"), "expected a profile name (string)"))
     name = defaults_raw.get("name", "cluster")
     if not isinstance(name, str):
-        raise doc.error(ClusterConfigError, ("cluster", "name"), "expected a string")
+        problems.add(doc.error(ClusterConfigError, ("cluster", "name"), "expected a string"))
 
-    hosts = _parse_hosts(doc, data.get("hosts"), defaults)
-    jobs = _parse_jobs(doc, data.get("jobs", {}), hosts)
+    hosts, broken = _parse_hosts(doc, data.get("hosts"), defaults, problems)
+    jobs = _parse_jobs(doc, data.get("jobs", {}), hosts, broken, problems)
+    problems.raise_any()
     return ClusterConfig(path=doc.path, name=name, profile=profile, hosts=hosts, jobs=jobs)
 
 
-def _reject_unknown(doc: TomlDocument, where: Tuple[str, ...], table: Dict[str, Any], allowed: set) -> None:
+def _reject_unknown(doc: TomlDocument, where: Tuple[str, ...], table: Dict[str, Any], allowed: set,
+                    problems: _Problems) -> None:
     for key in table:
         if key not in allowed:
-            raise doc.error(ClusterConfigError, where + (key,), "unknown field",
-                            hint=f"expected one of: {', '.join(sorted(allowed))}")
+            problems.add(doc.error(ClusterConfigError, where + (key,), "unknown field",
+                                   hint=f"expected one of: {', '.join(sorted(allowed))}"))
 
 
 def _check_field(doc: TomlDocument, keys: Tuple[str, ...], key: str, value: Any) -> Any:
@@ -213,87 +249,119 @@ def _check_field(doc: TomlDocument, keys: Tuple[str, ...], key: str, value: Any)
     return value
 
 
-def _parse_hosts(doc: TomlDocument, raw: Any, defaults: Dict[str, Any]) -> Tuple[HostSpec, ...]:
+def _parse_hosts(doc: TomlDocument, raw: Any, defaults: Dict[str, Any],
+                 problems: _Problems) -> Tuple[Tuple[HostSpec, ...], set]:
+    """The valid hosts, and the names of hosts whose entries have problems (said already)."""
     if raw is None:
-        raise doc.error(ClusterConfigError, ("hosts",), "missing: at least one [[hosts]] entry is required")
+        problems.add(doc.error(ClusterConfigError, ("hosts",), "missing: at least one [[hosts]] entry is required"))
+        return (), set()
     if not isinstance(raw, list) or not raw:
-        raise doc.error(ClusterConfigError, ("hosts",), "expected one or more [[hosts]] tables")
+        problems.add(doc.error(ClusterConfigError, ("hosts",), "expected one or more [[hosts]] tables"))
+        return (), set()
     seen_names: Dict[str, int] = {}
     seen_endpoints: Dict[Tuple[str, int], str] = {}
     hosts: List[HostSpec] = []
+    broken: set = set()
     for index, entry in enumerate(raw):
-        at = ("hosts", str(index))
-        if not isinstance(entry, dict):
-            raise doc.error(ClusterConfigError, at, "expected a table")
-        _reject_unknown(doc, at, entry, _HOST_KEYS)
-        name = entry.get("name")
-        if name is None:
-            raise doc.error(ClusterConfigError, at + ("name",), "missing: every host needs a name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise doc.error(ClusterConfigError, at + ("name",),
-                            f"expected letters, digits, '.', '_' or '-' (max 63), got {name!r}")
-        if name in seen_names:
-            raise doc.error(ClusterConfigError, at + ("name",),
-                            f"duplicate host name {name!r} (first at line {seen_names[name]})")
-        seen_names[name] = doc.line_of(*at, "name") or 0
-        values = dict(defaults)
-        for key in _HOST_DEFAULTS:
-            if key in entry:
-                values[key] = _check_field(doc, at + (key,), key, entry[key])
-        address = entry.get("address")
-        if address is None:
-            if values["transport"] == "ssh":
-                raise doc.error(ClusterConfigError, at + ("address",), "missing: an ssh host needs an address")
-            address = "127.0.0.1"
-        if not isinstance(address, str) or not re.match(r"^[A-Za-z0-9:._%-]+$", address) or address.startswith("-"):
-            raise doc.error(ClusterConfigError, at + ("address",), f"expected a host name or IP address, got {address!r}")
-        tf_port = _check_field(doc, at + ("tf_port",), "tf_port", entry.get("tf_port", DEFAULT_TF_PORT + index))
-        endpoint = (address.lower(), tf_port)
-        if endpoint in seen_endpoints:
-            raise doc.error(ClusterConfigError, at + ("tf_port",),
-                            f"{address}:{tf_port} is already used by host {seen_endpoints[endpoint]!r}")
-        seen_endpoints[endpoint] = name
-        if values["transport"] == "ssh" and not values["user"]:
-            raise doc.error(ClusterConfigError, at + ("user",), "ssh host needs a user (set user in [cluster] or here)")
-        hosts.append(HostSpec(name=name, address=address, tf_port=tf_port, **values))
-    return tuple(hosts)
+        before = len(problems.found)
+        host = problems.attempt(_parse_host, doc, index, entry, defaults, seen_names, seen_endpoints, problems)
+        if host is not None and len(problems.found) == before:
+            hosts.append(host)
+        elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            broken.add(entry["name"])
+    return tuple(hosts), broken
 
 
-def _parse_jobs(doc: TomlDocument, raw: Any, hosts: Tuple[HostSpec, ...]) -> Dict[str, JobSpec]:
+def _parse_host(doc: TomlDocument, index: int, entry: Any, defaults: Dict[str, Any],
+                seen_names: Dict[str, int], seen_endpoints: Dict[Tuple[str, int], str],
+                problems: _Problems) -> HostSpec:
+    at = ("hosts", str(index))
+    if not isinstance(entry, dict):
+        raise doc.error(ClusterConfigError, at, "expected a table")
+    _reject_unknown(doc, at, entry, _HOST_KEYS, problems)
+    name = entry.get("name")
+    if name is None:
+        raise doc.error(ClusterConfigError, at + ("name",), "missing: every host needs a name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise doc.error(ClusterConfigError, at + ("name",),
+                        f"expected letters, digits, '.', '_' or '-' (max 63), got {name!r}")
+    if name in seen_names:
+        raise doc.error(ClusterConfigError, at + ("name",),
+                        f"duplicate host name {name!r} (first at line {seen_names[name]})")
+    seen_names[name] = doc.line_of(*at, "name") or 0
+    values = dict(defaults)
+    for key in _HOST_DEFAULTS:
+        if key in entry:
+            values[key] = _check_field(doc, at + (key,), key, entry[key])
+    address = entry.get("address")
+    if address is None:
+        if values["transport"] == "ssh":
+            raise doc.error(ClusterConfigError, at + ("address",), "missing: an ssh host needs an address")
+        address = "127.0.0.1"
+    if not isinstance(address, str) or not re.match(r"^[A-Za-z0-9:._%-]+$", address) or address.startswith("-"):
+        raise doc.error(ClusterConfigError, at + ("address",), f"expected a host name or IP address, got {address!r}")
+    tf_port = _check_field(doc, at + ("tf_port",), "tf_port", entry.get("tf_port", DEFAULT_TF_PORT + index))
+    endpoint = (address.lower(), tf_port)
+    if endpoint in seen_endpoints:
+        raise doc.error(ClusterConfigError, at + ("tf_port",),
+                        f"{address}:{tf_port} is already used by host {seen_endpoints[endpoint]!r}")
+    seen_endpoints[endpoint] = name
+    if values["transport"] == "ssh" and not values["user"]:
+        raise doc.error(ClusterConfigError, at + ("user",), "ssh host needs a user (set user in [cluster] or here)")
+    return HostSpec(name=name, address=address, tf_port=tf_port, **values)
+
+
+def _parse_jobs(doc: TomlDocument, raw: Any, hosts: Tuple[HostSpec, ...], broken: set,
+                problems: _Problems) -> Dict[str, JobSpec]:
     if not isinstance(raw, dict):
-        raise doc.error(ClusterConfigError, ("jobs",), "expected tables [jobs.NAME]")
-    by_name = {h.name: h for h in hosts}
+        problems.add(doc.error(ClusterConfigError, ("jobs",), "expected tables [jobs.NAME]"))
+        return {}
     jobs: Dict[str, JobSpec] = {}
     for job_name, entry in raw.items():
-        at = ("jobs", job_name)
-        if not _NAME.match(job_name):
-            raise doc.error(ClusterConfigError, at, f"job names use letters, digits, '.', '_' or '-', got {job_name!r}")
-        if not isinstance(entry, dict):
-            raise doc.error(ClusterConfigError, at, "expected a table")
-        _reject_unknown(doc, at, entry, _JOB_KEYS)
-        names = entry.get("hosts", [h.name for h in hosts])
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise doc.error(ClusterConfigError, at + ("hosts",), "expected a non-empty list of host names")
-        for host_name in names:
-            if host_name not in by_name:
-                raise doc.error(ClusterConfigError, at + ("hosts",), f"unknown host {host_name!r}",
-                                hint=f"hosts: {', '.join(by_name)}")
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise doc.error(ClusterConfigError, at + ("hosts",), f"host listed twice: {', '.join(duplicates)}")
-        roles = _parse_roles(doc, at, entry.get("roles", {}), names)
-        strategy = _parse_strategy(doc, at, entry, roles, names)
-        params = entry.get("params", {})
-        if not isinstance(params, dict):
-            raise doc.error(ClusterConfigError, at + ("params",), "expected a table of hyperparameters")
-        description = entry.get("description", "")
-        if not isinstance(description, str):
-            raise doc.error(ClusterConfigError, at + ("description",), "expected a string")
-        job_hosts = [by_name[n] for n in names]
-        _check_addresses(doc, at, job_hosts)
-        jobs[job_name] = JobSpec(name=job_name, hosts=tuple(names), roles=roles, strategy=strategy,
-                                 params=params, description=description)
+        job = problems.attempt(_parse_job, doc, job_name, entry, hosts, broken, problems)
+        if job is not None:
+            jobs[job_name] = job
     return jobs
+
+
+def _parse_job(doc: TomlDocument, job_name: str, entry: Any, hosts: Tuple[HostSpec, ...], broken: set,
+               problems: _Problems) -> JobSpec:
+    by_name = {h.name: h for h in hosts}
+    at = ("jobs", job_name)
+    if not _NAME.match(job_name):
+        raise doc.error(ClusterConfigError, at, f"job names use letters, digits, '.', '_' or '-', got {job_name!r}")
+    if not isinstance(entry, dict):
+        raise doc.error(ClusterConfigError, at, "expected a table")
+    _reject_unknown(doc, at, entry, _JOB_KEYS, problems)
+    names = entry.get("hosts", [h.name for h in hosts])
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise doc.error(ClusterConfigError, at + ("hosts",), "expected a non-empty list of host names")
+    for host_name in names:
+        if host_name in broken:
+            raise _SaidAlready(host_name)   # its entry's problem is reported; this job can't be checked
+        if host_name not in by_name:
+            raise doc.error(ClusterConfigError, at + ("hosts",), f"unknown host {host_name!r}",
+                            hint=f"hosts: {', '.join(by_name)}")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise doc.error(ClusterConfigError, at + ("hosts",), f"host listed twice: {', '.join(duplicates)}")
+    roles = _parse_roles(doc, at, entry.get("roles", {}), names)
+    strategy = _parse_strategy(doc, at, entry, roles, names)
+    params = entry.get("params", {})
+    if not isinstance(params, dict):
+        raise doc.error(ClusterConfigError, at + ("params",), "expected a table of hyperparameters")
+    description = entry.get("description", "")
+    if not isinstance(description, str):
+        raise doc.error(ClusterConfigError, at + ("description",), "expected a string")
+    accepts = entry.get("accepts", [])
+    if not (accepts == "*" or (isinstance(accepts, list) and all(
+            isinstance(a, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", a) for a in accepts))):
+        raise doc.error(ClusterConfigError, at + ("accepts",),
+                        'expected a list of parameter names, or "*" to pass every key=value through')
+    _check_addresses(doc, at, [by_name[n] for n in names])
+    return JobSpec(name=job_name, hosts=tuple(names), roles=roles, strategy=strategy, params=params,
+                   description=description, accepts=() if accepts == "*" else tuple(accepts),
+                   passthrough=accepts == "*")
 
 
 def _parse_roles(doc: TomlDocument, at: Tuple[str, ...], raw: Any, names: List[str]) -> Dict[str, str]:

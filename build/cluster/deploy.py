@@ -29,6 +29,7 @@ from .hosts.local import LocalHost
 from .hosts.ssh import SshHost
 from .hostscripts import (CLEAN_INCOMING, EXIT_NO_PREVIOUS, INSTALL, PROBE, ROLLBACK,
                           VERIFY, parse_probe, run_script)
+from . import needed_libs
 from .table import render_table
 from .wheelhouse import WheelFile, Wheelhouse
 
@@ -253,11 +254,12 @@ def _install(target: Target, profile: Profile, wheelhouse: Wheelhouse, vid: str,
     home = target.host.home
     pdir = target.host.profile_dir(profile.name)
     target.host.put(wheelhouse.lock, f"{pdir}/.lock-{vid}.txt", timeout=120)
+    target.host.put(Path(needed_libs.__file__), f"{pdir}/.needed-libs-{vid}.py", timeout=120)
     wheels = [wheel_path(home, w) for w in wheelhouse.wheels]
     report(f"deploy: {', '.join(target.serves)}: installing {len(wheels)} wheels into {pdir}/{vid}")
     result = run_script(target.host, INSTALL,
                         [pdir, vid, target.python, wheelhouse.pip_wheel.name if wheelhouse.pip_wheel else "",
-                         profile.check_import, *wheels],
+                         profile.check_import, "1", *wheels],
                         timeout=INSTALL_TIMEOUT)
     if not result.ok:
         lines = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
@@ -309,5 +311,7 @@ def raise_for_failures(targets: Sequence[Target], what: str) -> None:
     failed = [(name, t.detail) for t in targets if t.failed for name in t.serves]
     if failed:
         names = ", ".join(name for name, _ in failed)
-        raise DeployError(f"{what} failed on {len(failed)} of {sum(len(t.serves) for t in targets)} hosts: {names}",
+        details = "".join(f"\n  {name}: {detail}" for name, detail in failed if detail)
+        raise DeployError(f"{what} failed on {len(failed)} of {sum(len(t.serves) for t in targets)} hosts: {names}"
+                          f"{details}",
                           hint="fix the cause shown in the table and rerun: only what is missing is redone")

@@ -11,11 +11,10 @@ import socket
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
-from doit import get_var
-
 from ..errors import BuildError, CacheError, PiforgeError
 from ..paths import piforge_home
 from .actions import friendly
+from .context import project
 
 __all__ = ["task_cache", "task_ci"]
 
@@ -25,39 +24,26 @@ def _log(line: str) -> None:
 
 
 def _derivation(name: str) -> Any:
-    from .spine import _derivations
-
-    drvs, error = _derivations()
-    if error:
-        raise error
-    if name not in drvs:
-        raise CacheError(f"no recipe named '{name}' (known: {', '.join(sorted(drvs))})")
-    return drvs[name]
+    return project().derivation(name)
 
 
 def _store() -> Any:
-    from .spine import _store as spine_store
-
-    return spine_store()
+    return project().store
 
 
 def default_targets() -> List[str]:
     """What CI builds and pushes: ``targets=a,b``, else the profile's wheel and wheelhouse."""
-    from .spine import _derivations, wheel_recipe
-
-    chosen = get_var("targets", None)
+    here = project()
+    chosen = here.options.get("targets")
     if chosen:
-        return [t for t in str(chosen).split(",") if t]
-    drvs, _ = _derivations()
-    targets = [wheel_recipe()]
+        return list(chosen)
+    targets = [here.wheel_recipe()]
     try:
-        from ..profiles import load_profile
-
-        wheelhouse = load_profile(get_var("profile", None)).wheelhouse
-        if wheelhouse and wheelhouse in drvs and wheelhouse not in targets:
-            targets.append(wheelhouse)
+        wheelhouse = here.profile().wheelhouse
     except PiforgeError:
-        pass
+        return targets
+    if here.has_recipe(wheelhouse) and wheelhouse not in targets:
+        targets.append(wheelhouse)
     return targets
 
 
@@ -84,11 +70,10 @@ def _keygen(name: str, directory: str) -> None:
 
 
 def _push(recipes: List[str]) -> None:
-    from ..cache.config import load_cache_config
     from ..cache.push import push_closure
     from ..cache.signing import SecretKey
 
-    config = load_cache_config()
+    config = project().cache_config
     if not config.push_url:
         raise CacheError(f"no push_url in the [cache] table of {config.source}",
                          hint="set push_url (or PIFORGE_CACHE_PUSH_URL)")
@@ -105,29 +90,27 @@ def _push(recipes: List[str]) -> None:
 
 
 def _pull(recipes: List[str]) -> None:
-    from ..cache.config import load_cache_config
     from ..cache.substitute import substitute_or_fail
 
     if not recipes:
         raise CacheError("cache:pull needs at least one recipe name, e.g. ./piforge cache:pull wrapt")
-    config = load_cache_config()
+    config = project().cache_config
     store = _store()
     for name in recipes:
         print(substitute_or_fail(_derivation(name), store, config, log=_log), flush=True)
 
 
 def _ci() -> None:
-    from ..cache.config import load_cache_config
     from ..realise import realise
-    from .spine import configured_substituters
 
     targets = default_targets()
     store = _store()
-    _log(f"ci: targets {', '.join(targets)}; {load_cache_config().describe()}")
+    here = project()
+    _log(f"ci: targets {', '.join(targets)}; {here.cache_config.describe()}")
     built, failures = [], []
     for name in targets:
         try:
-            realise(_derivation(name), store, substituters=configured_substituters(_log))
+            realise(_derivation(name), store, substituters=here.substituters(_log))
             built.append(name)
         except PiforgeError as error:  # push what did build: the next run substitutes it
             failures.append(f"{name}: {error.message}")

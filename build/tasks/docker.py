@@ -11,29 +11,22 @@ import subprocess
 import sys
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from doit import get_var
-
-from ..errors import PiforgeError, PrerequisiteError, RecipeError, ResourceError
+from ..errors import PrerequisiteError, ResourceError, UsageError
 from ..paths import piforge_home
 from .actions import friendly
+from .context import project
 
 __all__ = ["task_preflight", "task_swap"]
 
 
 def _recipe_names() -> List[str]:
-    from ..recipe import load_recipes
-
-    try:
-        return list(load_recipes())
-    except PiforgeError:
-        return []   # a broken recipe is reported by the spine's tasks, not here
+    return project().recipe_names()   # broken recipes: the task exists and says why
 
 
 def preflight_report(name: str) -> str:
     from .. import preflight
-    from ..recipe import load_recipes
 
-    recipe = load_recipes().get(name)
+    recipe = project().derivation(name).recipe
     figures = preflight.measure(piforge_home())
     cpus, ram_mb = preflight.bazel_limits(figures, recipe.resources.cpus)
     lines = [
@@ -75,7 +68,7 @@ def add_swap(size_gb: int, path: str, *, confirm: Callable[[str], bool],
     from ..preflight import swap_commands
 
     if size_gb < 1:
-        raise RecipeError("command line", None, "size", f"expected a whole number of GB >= 1, got {size_gb}")
+        raise UsageError(f"size={size_gb}: expected a whole number of GB >= 1")
     if exists(path):
         raise ResourceError(f"{path} already exists: piforge will not overwrite it",
                             hint=f"choose another file: ./piforge swap size={size_gb} path={path}2")
@@ -97,15 +90,13 @@ def _ask(question: str) -> bool:
 
 
 def _swap_action() -> None:
-    size_text = str(get_var("size", "6"))
-    if not size_text.isdigit():
-        raise RecipeError("command line", None, "size", f"expected a whole number of GB, got '{size_text}'")
     from ..preflight import free_swapfile_path
 
-    path = str(get_var("path", free_swapfile_path()))
-    yes = str(get_var("yes", "0")) in ("1", "true", "yes")
-    add_swap(int(size_text), path, confirm=(lambda _q: True) if yes else _ask)
-    print(f"swap: {path} ({size_text} GB) is on; add it to /etc/fstab to keep it after a reboot:\n"
+    options = project().options
+    size = int(options.get("size", 6))
+    path = str(options.get("path") or free_swapfile_path())
+    add_swap(size, path, confirm=(lambda _q: True) if options.flag("yes") else _ask)
+    print(f"swap: {path} ({size} GB) is on; add it to /etc/fstab to keep it after a reboot:\n"
           f"  {path} none swap sw 0 0", flush=True)
 
 

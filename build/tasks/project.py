@@ -1,4 +1,4 @@
-"""Project-level tasks: the test suite."""
+"""Project-level tasks: the test suite, and what the command line understands."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 
 from ..paths import REPO_ROOT
 
-__all__ = ["task_test"]
+__all__ = ["task_test", "task_options", "task_exit_codes"]
 
 
 def _run_pytest(pytest_args: List[str]) -> bool:
@@ -25,3 +25,24 @@ def task_test() -> Dict[str, Any]:
         "verbosity": 2,
         "uptodate": [False],
     }
+
+
+def _print_options() -> None:
+    from ..options import help_table
+    print(help_table(), flush=True)
+
+
+def _print_exit_codes() -> None:
+    from ..errors import exit_codes
+    for code, name, meaning in exit_codes():
+        print(f"{code:>4}  {name:<22} {meaning}", flush=True)
+
+
+def task_options() -> Dict[str, Any]:
+    """Every command-line variable piforge understands (name=value), and what it does."""
+    return {"actions": [(_print_options,)], "uptodate": [False], "verbosity": 2}
+
+
+def task_exit_codes() -> Dict[str, Any]:
+    """What each exit code of ./piforge means (one per kind of failure)."""
+    return {"basename": "exit-codes", "actions": [(_print_exit_codes,)], "uptodate": [False], "verbosity": 2}

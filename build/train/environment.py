@@ -6,7 +6,7 @@ reinstalled on hosts that have it).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 
 def hosts_without_python(cluster: Any, names: Sequence[str], overrides: Mapping[str, str]) -> List[str]:
@@ -21,25 +21,34 @@ def hosts_without_python(cluster: Any, names: Sequence[str], overrides: Mapping[
     return missing
 
 
+def _wheelhouse_from_store(profile: Any) -> Any:
+    """The profile's wheelhouse, built or substituted if needed (direct API callers)."""
+    from ..cluster.wheelhouse import load_wheelhouse
+    from ..derivation import derive
+    from ..realise import realise
+    from ..recipe import load_recipes
+    from ..store import Store
+
+    store = Store.default()
+    return load_wheelhouse(realise(derive(load_recipes(), profile.wheelhouse), store), store)
+
+
 def ensure_deployed(cluster: Any, names: Sequence[str], overrides: Mapping[str, str],
-                    say: Callable[[str], None]) -> None:
-    """Deploy the cluster's profile to those of ``names`` that lack it (not with python=PATH)."""
+                    say: Callable[[str], None], *,
+                    provide_wheelhouse: Optional[Callable[[Any], Any]] = None) -> None:
+    """Deploy the cluster's profile to those of ``names`` that lack it (not with python=PATH).
+    ``provide_wheelhouse(profile)`` gives the wheelhouse (the task layer's Project does,
+    so recipes are not loaded a second time)."""
     if overrides.get("python"):
         return
     missing = hosts_without_python(cluster, names, overrides)
     if not missing:
         return
     from ..cluster.deploy import deploy, raise_for_failures
-    from ..cluster.wheelhouse import load_wheelhouse
-    from ..derivation import derive
     from ..profiles import load_profile
-    from ..realise import realise
-    from ..recipe import load_recipes
-    from ..store import Store
 
     profile = load_profile(cluster.profile)
     say(f"no {profile.name} environment on {', '.join(missing)} yet: deploying it first "
         "(once; `./piforge deploy` does the same)")
-    store = Store.default()
-    wheelhouse = load_wheelhouse(realise(derive(load_recipes(), profile.wheelhouse), store), store)
+    wheelhouse = (provide_wheelhouse or _wheelhouse_from_store)(profile)
     raise_for_failures(deploy(cluster, profile, wheelhouse, report=say, hosts=missing), "deploy")

@@ -8,15 +8,20 @@ are the launcher's, the rest go to the script as ``key=value`` arguments:
     dataset  a dataset name (see build.train.datasets) or a path to a data file; "" = none
     files    extra files to ship beside the script
     workers  use only the first N hosts of the job (1 = the single-host baseline)
+
+A job accepts on the command line only the parameters it declares: a built-in job (or any
+script using the jobkit) its script's ``DEFAULTS``, a custom job what its ``params`` table
+sets plus ``accepts = [...]`` (``accepts = "*"`` passes everything through).
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
-from ..errors import TrainingError
+from ..errors import TrainingError, UsageError
 from ..paths import REPO_ROOT
 
 JOBS_DIR = REPO_ROOT / "jobs"
@@ -32,7 +37,7 @@ LAUNCHER_KEYS = ("script", "dataset", "files", "workers")
 # ALIASES in jobs/piforge_jobkit.py, which must stay importable without piforge).
 BUILTIN_ALIASES = {"per_worker_batch": "batch", "steps_per_epoch": "steps", "learning_rate": "lr"}
 # Command-line variables that steer piforge itself, never passed to a script.
-CONTROL_KEYS = ("cluster", "python", "startup_timeout", "run", "runs")
+CONTROL_KEYS = ("python", "startup_timeout")
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,81 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+def script_defaults(script: Path) -> Optional[Dict[str, Any]]:
+    """A job script's top-level ``DEFAULTS = {...}`` (the jobkit's pattern), read without
+    running the script: key -> default value (None where it is not a literal); None if
+    the script has no such dict."""
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and any(
+                isinstance(t, ast.Name) and t.id == "DEFAULTS" for t in node.targets):
+            defaults: Dict[str, Any] = {}
+            for key, value in zip(node.value.keys, node.value.values):
+                if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    try:
+                        defaults[key.value] = ast.literal_eval(value)
+                    except ValueError:
+                        defaults[key.value] = None
+            return defaults
+    return None
+
+
+def _check_type(job: str, key: str, text: str, default: Any) -> None:
+    """The jobkit types a value like its default; say a mismatch here, before the deploy."""
+    if isinstance(default, bool) or default is None or isinstance(default, str):
+        return
+    try:
+        type(default)(text)
+    except ValueError:
+        raise UsageError(f"{key}={text}: job {job!r} expects {type(default).__name__} "
+                         f"(default {default!r})") from None
+
+
+def _script_of(cluster: Any, name: str) -> Optional[Path]:
+    script = cluster.job(name).params.get("script")
+    if isinstance(script, str) and script:
+        path = Path(script).expanduser()
+        return path if path.is_absolute() else Path(cluster.path).resolve().parent / path
+    builtin = BUILTIN_JOBS.get(name)
+    return JOBS_DIR / builtin[0] if builtin else None
+
+
+def accepted_params(cluster: Any, name: str) -> Optional[FrozenSet[str]]:
+    """Every ``key=value`` job ``name`` takes on the command line; None: all (pass-through)."""
+    spec = cluster.job(name)
+    if spec.passthrough:
+        return None
+    names = set(LAUNCHER_KEYS) | set(CONTROL_KEYS) | set(spec.params) | set(spec.accepts)
+    script = _script_of(cluster, name)
+    declared = script_defaults(script) if script is not None and script.is_file() else None
+    if declared:
+        names |= set(declared)
+        names |= {alias for alias, key in BUILTIN_ALIASES.items() if key in declared}
+    return frozenset(names)
+
+
 def resolve_job(cluster: Any, name: str, overrides: Mapping[str, str]) -> TrainingJob:
     """The job ``name`` of ``cluster`` (a ClusterConfig) with command-line ``overrides``."""
     spec = cluster.job(name)
     where = f"{cluster.path}: jobs.{name}.params"
     builtin = BUILTIN_JOBS.get(name)
     aliases = BUILTIN_ALIASES if builtin else {}
+    accepted = accepted_params(cluster, name)
+    unknown = sorted(k for k in overrides if accepted is not None and k not in accepted)
+    if unknown:
+        shown = ", ".join(f"{k}={overrides[k]}" for k in unknown)
+        raise UsageError(f"job {name!r} does not take {shown}: it takes {', '.join(sorted(accepted or ()))}",
+                         hint=f"a custom job declares more in cluster.toml: [jobs.{name}] accepts = [...] "
+                              "(or \"*\" to pass everything to its script)")
+    script = _script_of(cluster, name)
+    defaults = (script_defaults(script) if script is not None and script.is_file() else None) or {}
+    for key, text in overrides.items():
+        real = BUILTIN_ALIASES.get(key, key)
+        if real in defaults:
+            _check_type(name, key, str(text), defaults[real])
     params: Dict[str, Any] = {}
     for key, value in list(spec.params.items()) + [(k, v) for k, v in overrides.items() if k not in CONTROL_KEYS]:
         key = aliases.get(key, key)

@@ -47,11 +47,13 @@ def profile_job_env(profile_name: str) -> Dict[str, str]:
 
 
 def train(cluster: Any, job_name: str, overrides: Mapping[str, str], *, say: Say = _say,
-          runs_root: Optional[Path] = None) -> TrainingResult:
-    """Run ``job_name`` of ``cluster`` to completion; TrainingError (after cleanup) if it failed."""
+          runs_root: Optional[Path] = None,
+          provide_wheelhouse: Optional[Callable[[Any], Any]] = None) -> TrainingResult:
+    """Run ``job_name`` of ``cluster`` to completion; TrainingError (after cleanup) if it failed.
+    Every override is checked (resolve_job) before anything is deployed or started."""
     job = resolve_job(cluster, job_name, overrides)
     deadlines = _deadlines(overrides)
-    ensure_deployed(cluster, job.hosts, overrides, say)
+    ensure_deployed(cluster, job.hosts, overrides, say, provide_wheelhouse=provide_wheelhouse)
     data = dataset_file(job.dataset, report=say) if job.dataset else None
     record = RunRecord.create(new_run_id(job.name, job.workers), runs_root)
     say(f"run {record.path.name}: job {job.name} on {job.workers} worker(s): {', '.join(job.hosts)}")

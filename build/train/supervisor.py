@@ -178,6 +178,9 @@ class Supervisor:
             for worker in self.workers:
                 code = codes[worker.spec.name]
                 if code is not None and code != 0:
+                    # The process has exited; its last lines may still be in the pipe:
+                    # let the reader drain them (EOF comes at once) so the cause shows them.
+                    worker.reader.join(timeout=2)
                     tail = worker.error_tail()
                     return Outcome(status="failed", host=worker.spec.name, ready_after=ready_after,
                                    cause=f"worker on {worker.spec.name} {describe_exit(code)}"

@@ -14,7 +14,8 @@ import json
 
 from build.cache.metadata import metadata_key
 from build.cache.push import push_one
-from build.cache.remote import FileRemote, HttpRemote
+from build.cache.filesystem import FileRemote
+from build.cache.http import HttpRemote
 from build.cache.substitute import Substituter
 from build.store import Store
 

@@ -10,7 +10,7 @@ import requests
 from build.cache.davserver import DavServer
 from build.cache.metadata import metadata_key
 from build.cache.push import push_closure, push_one
-from build.cache.remote import HttpRemote
+from build.cache.http import HttpRemote
 from build.cache.signing import SecretKey, TrustedKeys
 from build.cache.substitute import Substituter
 from build.errors import CacheError

@@ -21,7 +21,8 @@ def test_two_workers_reach_80_percent_with_record_and_report(test_cluster, run_p
         per_worker_batch = 2000
         steps_per_epoch = 100
     ''')
-    result = run_piforge("train:mnist", f"cluster={cluster}", *FAST)
+    # profile= is piforge's (it picks the wheelhouse), never passed to the job script
+    result = run_piforge("train:mnist", f"cluster={cluster}", "profile=local", *FAST)
     assert result.returncode == 0, result.stdout
     accuracy = [line for line in result.stdout.splitlines() if line.startswith("test_accuracy=")]
     assert accuracy and float(accuracy[-1].split("=")[1]) >= 0.80

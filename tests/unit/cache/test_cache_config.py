@@ -5,7 +5,10 @@ from pathlib import Path
 import pytest
 
 from build.cache.config import CacheConfig, load_cache_config, write_cache_config
-from build.cache.remote import FileRemote, HttpRemote, open_remote, redact
+from build.cache.backends import open_remote
+from build.cache.filesystem import FileRemote
+from build.cache.http import HttpRemote
+from build.cache.remote import redact
 from build.cache.signing import SecretKey
 from build.errors import CacheError, ConfigError
 

@@ -8,7 +8,7 @@ import pytest
 
 import build.realise as engine
 from build.cache.push import push_one
-from build.cache.remote import FileRemote
+from build.cache.filesystem import FileRemote
 from build.cache.substitute import Substituter
 from build.store import Store
 

@@ -9,7 +9,7 @@ import pytest
 
 from build.cache.metadata import metadata_key
 from build.cache.push import push_closure, push_one
-from build.cache.remote import FileRemote
+from build.cache.filesystem import FileRemote
 from build.cache.signing import SecretKey
 from build.cache.substitute import Substituter
 from build.errors import CacheError

@@ -9,7 +9,7 @@ import pytest
 
 from build.cache.config import CacheConfig
 from build.cache.push import push_one
-from build.cache.remote import FileRemote
+from build.cache.filesystem import FileRemote
 from build.cache.signing import SecretKey
 from build.cache.substitute import substitute_or_fail
 from build.errors import CacheError

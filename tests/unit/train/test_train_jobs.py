@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from build.cluster.config import load_cluster
-from build.errors import TrainingError
-from build.train.jobs import JOBKIT, JOBS_DIR, cluster_for, resolve_job
+from build.errors import ClusterConfigError, TrainingError, UsageError
+from build.train.jobs import JOBKIT, JOBS_DIR, accepted_params, cluster_for, resolve_job, script_defaults
 from build.train.launcher import chief_of
 from build.train.records import RunRecord, find_run, load_run, parse_event
 from build.train.report import throughput, write_report
@@ -40,6 +40,16 @@ dataset = ""
 window = 30
 [jobs.nameless]
 hosts = ["a"]
+[jobs.open]
+hosts = ["a"]
+accepts = "*"
+[jobs.open.params]
+script = "price.py"
+[jobs.declared]
+hosts = ["a"]
+accepts = ["window", "alpha"]
+[jobs.declared.params]
+script = "price.py"
 """
 
 
@@ -53,7 +63,7 @@ def cluster(tmp_path: Path):
 
 
 def test_builtin_job_merges_aliases_and_overrides_in_order(cluster):
-    job = resolve_job(cluster, "mnist", {"batch": "64", "epochs": "3", "workers": "2", "cluster": "x",
+    job = resolve_job(cluster, "mnist", {"batch": "64", "epochs": "3", "workers": "2",
                                          "dataset": "fashion_mnist"})
     assert job.script == JOBS_DIR / "mnist.py" and job.files == (JOBKIT,)
     assert job.hosts == ("a", "b") and job.dataset == "fashion_mnist"
@@ -150,3 +160,39 @@ def test_hosts_without_the_profile_python_are_found(tmp_path: Path):
     said = []
     ensure_deployed(cluster, ["a", "b"], {"python": str(python)}, said.append)  # python=PATH: no deploy
     assert said == []
+
+
+def test_a_misspelt_hyperparameter_is_refused_naming_what_the_job_takes(cluster):
+    with pytest.raises(UsageError) as error:
+        resolve_job(cluster, "mnist", {"epoch": "3"})
+    message = str(error.value)
+    assert "epoch=3" in message and "epochs" in message and "steps_per_epoch" in message
+
+
+def test_builtin_jobs_take_their_script_defaults_and_the_long_names():
+    assert {"epochs", "steps", "batch", "optimizer", "lr"} <= set(script_defaults(JOBS_DIR / "mnist.py"))
+    assert script_defaults(JOBS_DIR / "catsdogs.py")["image_size"] == 64
+
+
+def test_custom_jobs_take_their_params_and_what_they_declare(cluster):
+    assert {"window", "script", "workers"} <= accepted_params(cluster, "price")
+    assert "alpha" in accepted_params(cluster, "declared")
+    assert accepted_params(cluster, "open") is None     # accepts = "*": pass-through
+    assert resolve_job(cluster, "open", {"anything": "1"}).params == {"anything": "1"}
+    with pytest.raises(UsageError, match="beta=2"):
+        resolve_job(cluster, "declared", {"beta": "2"})
+
+
+def test_accepts_must_be_names_or_a_star(tmp_path: Path):
+    path = tmp_path / "cluster.toml"
+    path.write_text('[[hosts]]\nname = "a"\n[jobs.x]\naccepts = ["ok", "not ok"]\n')
+    with pytest.raises(ClusterConfigError, match=r"cluster.toml:4: jobs.x.accepts"):
+        load_cluster(path)
+
+
+def test_a_value_of_the_wrong_type_is_refused_before_the_deploy(cluster):
+    with pytest.raises(UsageError, match=r"epochs=three: job 'mnist' expects int"):
+        resolve_job(cluster, "mnist", {"epochs": "three"})
+    with pytest.raises(UsageError, match=r"learning_rate=fast: job 'mnist' expects float"):
+        resolve_job(cluster, "mnist", {"learning_rate": "fast"})
+    assert resolve_job(cluster, "mnist", {"lr": "0.01"}).params["lr"] == "0.01"

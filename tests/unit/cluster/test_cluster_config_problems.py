@@ -1,0 +1,56 @@
+"""A cluster file with several mistakes: every one is reported, with its line, at once."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from build.cluster.config import load_cluster
+from build.errors import ClusterConfigError
+
+BROKEN = """\
+[cluster]
+transport = "lokal"
+colour = "blue"
+
+[[hosts]]
+name = "a"
+tf_port = 70000
+
+[[hosts]]
+name = "b"
+tf_prt = 1
+
+[[hosts]]
+name = "c"
+
+[jobs.mnist]
+hosts = ["a", "c"]
+
+[jobs.other]
+hosts = ["c", "zed"]
+strategy = "mirror"
+"""
+
+
+def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_text(BROKEN)
+    with pytest.raises(ClusterConfigError) as error:
+        load_cluster(path)
+    lines = [str(p).splitlines()[0] for p in error.value.problems]
+    assert [line.split(": ", 1)[0].rsplit(":", 1)[1] for line in lines] == ["2", "3", "7", "11", "20"]
+    assert "cluster.transport: expected one of local, ssh, got 'lokal'" in lines[0]
+    assert lines[1].endswith("cluster.colour: unknown field")
+    assert "hosts.0.tf_port: expected a port number" in lines[2]
+    assert lines[3].endswith("hosts.1.tf_prt: unknown field")
+    assert "jobs.other.hosts: unknown host 'zed'" in lines[4]
+    # jobs.mnist uses host a, whose own problem is said already: no second, derived complaint
+    assert not any("jobs.mnist" in line for line in lines)
+    assert error.value.exit_code == 2
+
+
+def test_a_good_file_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_text('[[hosts]]\nname = "a"\n[jobs.x]\n')
+    assert list(load_cluster(path).jobs) == ["x"]
