@@ -5,7 +5,7 @@ phase would run (with the environment the builder sets), dependencies first.
 """
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List
 
 from .bazel.flags import render_script
 from .builders import BUILDER_KINDS
@@ -46,7 +46,7 @@ def render_plan(drv: Derivation, store: Store) -> str:
         # what the builder adds on this machine (Bazel's flags): shown written out, so
         # the plan is the exact command that would run here
         plan_environment = getattr(BUILDER_KINDS[recipe.builder.kind], "plan_environment", None)
-        builder_env = (plan_environment(recipe, None, remote_cache_from_environment())
+        builder_env: Dict[str, str] = (plan_environment(recipe, None, remote_cache_from_environment())
                        if plan_environment else {})
         for phase in recipe.phases:
             lines.append(f"   phase {phase.name} ({'network' if phase.network else 'offline'}):")

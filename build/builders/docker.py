@@ -155,7 +155,7 @@ class DockerBuilder(Builder):
                 image_id = aux["ID"]
         if not image_id:
             raise BuildError(f"{job.derivation.name}: docker build reported no image")
-        image_id = client.images.get(image_id).id
+        image_id = str(client.images.get(image_id).id)
         job.log(f"--- image {image_id}; saving it to $PIFORGE_OUT/image.tar")
         save_image(client, image_id, job.out_dir, {"dockerfile": path.name, "build_args": args,
                                                    "base": base_id, "tag": out_tag})

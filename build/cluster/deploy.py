@@ -95,7 +95,7 @@ def targets_of(cluster: ClusterConfig, profile: Profile, agent_socket: Optional[
     return targets
 
 
-def _parallel(targets: Sequence[Target], work: Callable[[Target], None]) -> None:
+def _parallel(targets: Sequence[Target], work: Callable[[Target], object]) -> None:
     """Run ``work`` on every target at once; a HostError fails that target only."""
     def guarded(target: Target) -> None:
         if target.failed:

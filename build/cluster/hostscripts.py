@@ -186,7 +186,7 @@ exit 0
 """
 
 
-def run_script(host: Host, script: str, args: Sequence[str], *, timeout: float,
+def run_script(host: Host, script: str, args: Sequence[object], *, timeout: float,
                check: bool = False) -> CommandResult:
     """Run one of the scripts above with positional ``args`` ($1, $2, ...)."""
     return host.run(["sh", "-c", script, "piforge", *[str(a) for a in args]], timeout=timeout, check=check)

@@ -263,8 +263,8 @@ def check_venv(venv: str, wheels: Sequence[str] = (), resolver: Optional[Resolve
     resolver = resolver or Resolver()
     venv = os.path.abspath(venv)
     owners = file_owners(venv, wheels)
-    files = {path: read_elf(path) for path in sorted(elf_files(venv))}
-    files = {path: deps for path, deps in files.items() if deps is not None}
+    parsed = {path: read_elf(path) for path in sorted(elf_files(venv))}
+    files = {path: deps for path, deps in parsed.items() if deps is not None}
     inside = os.path.join(venv, "")
     reached = set()   # files some other venv file loads
 

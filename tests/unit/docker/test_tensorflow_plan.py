@@ -2,21 +2,16 @@
 exact commands, before anything is fetched or built."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.cli import run_piforge
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 def plan(name: str, home: Path) -> str:
-    env = dict(os.environ, PIFORGE_HOME=str(home), PYTHONPATH=str(REPO))
-    env.pop("PIFORGE_RECIPES", None)
-    result = subprocess.run([sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "--dir", str(REPO),
-                             f"plan:{name}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, timeout=120)
+    result = run_piforge(f"plan:{name}", home=home, drop=("PIFORGE_RECIPES",), timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
