@@ -12,3 +12,4 @@ from build.tasks.cluster import *  # noqa: F401,F403  tfconfig:, cluster:check, 
 from build.tasks.compat import *  # noqa: F401,F403  compat (wheels vs their target)
 from build.tasks.train import *  # noqa: F401,F403  train:, report
 from build.tasks.sim import *  # noqa: F401,F403  sim:up, sim:down
+from build.tasks.edge import *  # noqa: F401,F403  export:, infer:

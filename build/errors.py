@@ -152,11 +152,24 @@ class SimError(PiforgeError):
 
     exit_code = 2
 
+
 class CompatError(PiforgeError):
     """A wheel the target cannot install (its tags vs the profile's Python, arch, glibc and
     pip), a wheelhouse without the profile's pip, or a host whose arch is not the profile's."""
 
     exit_code = 11
+
+
+class ExportError(PiforgeError):
+    """Exporting a trained model to TensorFlow Lite failed (no model, no dataset, converter)."""
+
+    exit_code = 12
+
+
+class InferenceError(PiforgeError):
+    """Benchmarking an exported model on a host failed; the message names the host."""
+
+    exit_code = 13
 
 
 # What the shell sees after Ctrl-C (128 + SIGINT), as every Unix tool does.

@@ -101,7 +101,8 @@ register(
                "train:"),
     OptionSpec("script", _text, "file", "the job script (custom jobs)", "train:"),
     OptionSpec("files", _names, "a,b", "extra files shipped beside the job script", "train:"),
-    OptionSpec("run", _text, "id", "the run to report on (default: the latest)", "report"),
+    OptionSpec("run", _text, "id", "the run to report on, export or benchmark (default: the latest)",
+               "report, export:, infer:"),
     OptionSpec("runs", _names, "a,b", "several runs to compare in one report", "report"),
 )
 

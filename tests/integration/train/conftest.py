@@ -49,7 +49,7 @@ def _deploy_profile(shared_home: Path, name: str) -> Path:
 
     home = shared_home / "train-hosts" / name
     current = home / "venvs" / name / "current"
-    if (current / "bin" / "python").exists():
+    if (current / "bin" / "python").exists() and _has_modules(current / "bin" / "python", name):
         return current.resolve()
     print(f"\n[train fixtures] deploying profile {name} into {home} (once per test home)", flush=True)
     with _home(shared_home):
@@ -62,6 +62,16 @@ def _deploy_profile(shared_home: Path, name: str) -> Path:
                                 f'[[hosts]]\nname = "deploy"\ntf_port = 1\nhome = "{home}"\n')
         raise_for_failures(deploy(load_cluster(cluster_file), profile, wheelhouse, relay=False), "deploy")
     return current.resolve()
+
+
+def _has_modules(python: Path, profile_name: str) -> bool:
+    """Does the deployed venv still have every module the profile's check_import names?
+    (A wheelhouse that gained a package, e.g. ai-edge-litert, is deployed again.)"""
+    from build.profiles import load_profile
+
+    modules = [m.strip() for m in load_profile(profile_name).check_import.split(",") if m.strip()]
+    probe = "import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None for m in sys.argv[1:]))"
+    return subprocess.run([str(python), "-c", probe, *modules], check=False).returncode == 0
 
 
 @pytest.fixture(scope="session")
