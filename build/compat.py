@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, FrozenSet, Iterable, List, Optional, Sequence, Tuple
 
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -237,7 +237,7 @@ def require_fit(filenames: Sequence[str], target: Target, where: str, *, need_pi
 
 
 # -- wheelhouse recipes: which profiles ship them, and their checks around a build ----------
-def profiles_shipping(recipe_name: str) -> List[object]:
+def profiles_shipping(recipe_name: str) -> List[Any]:
     """Every loadable profile whose ``wheelhouse`` is ``recipe_name`` (a broken profile is
     skipped here: its own tasks report it, and it cannot deploy anything)."""
     from .errors import ProfileError

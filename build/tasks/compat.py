@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from typing import Any, Dict, List, Tuple
 
-from ..errors import PiforgeError
 from .actions import friendly
 from .context import project
 
