@@ -59,7 +59,7 @@ def new_runs(home: Path, before: set) -> List[Path]:
 
 def events(run: Path) -> List[dict]:
     path = run / "events.jsonl"
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+    return [json.loads(line_) for line_ in path.read_text().splitlines() if line_.strip()] if path.exists() else []
 
 
 def test_deploy_aarch64_tensorflow(arm64_cluster: Path, arm64_ready: Path) -> None:
@@ -67,12 +67,12 @@ def test_deploy_aarch64_tensorflow(arm64_cluster: Path, arm64_ready: Path) -> No
     result = doit("deploy", f"cluster={arm64_cluster}", home=arm64_ready)
     measure("deploy_seconds", round(time.monotonic() - started, 1))
     for host in ("sim0", "sim1"):
-        assert any(host in l and ("installed" in l or "up to date" in l) for l in result.stdout.splitlines()), host
+        assert any(host in line_ and ("installed" in line_ or "up to date" in line_) for line_ in result.stdout.splitlines()), host
 
 
 def test_cluster_check_shows_aarch64_tf_2_21(arm64_cluster: Path, arm64_ready: Path) -> None:
     result = doit("cluster:check", f"cluster={arm64_cluster}", "job=mnist", home=arm64_ready)
-    rows = [l for l in result.stdout.splitlines() if l.startswith("sim")]
+    rows = [line_ for line_ in result.stdout.splitlines() if line_.startswith("sim")]
     assert len(rows) >= 2, result.stdout
     for row in rows[:2]:
         assert "aarch64" in row and "3.11" in row and "2.21.0" in row, row
@@ -106,9 +106,9 @@ def test_train_mnist_across_two_arm64_hosts(arm64_cluster: Path, arm64_ready: Pa
                     key=lambda e: e["t"])
     if len(epochs) >= 2:
         measure("seconds_per_step", round((epochs[1]["t"] - epochs[0]["t"]) / 3, 2))
-    rss = [e.get("peak_rss_mb") for e in kinds if e.get("kind") == "test" and e.get("peak_rss_mb")]
-    if rss:
-        measure("worker_reported_peak_rss_mb", max(rss))
+    reported = [float(e["peak_rss_mb"]) for e in kinds if e.get("kind") == "test" and e.get("peak_rss_mb")]
+    if reported:
+        measure("worker_reported_peak_rss_mb", max(reported))
 
 
 def test_kill9_of_one_arm64_worker_stops_the_job(arm64_cluster: Path, arm64_ready: Path) -> None:

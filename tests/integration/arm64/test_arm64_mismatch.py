@@ -22,7 +22,7 @@ def test_x86_wheelhouse_is_refused_on_an_arm64_host(fresh_arm64_cluster: Path, a
     result = doit("deploy", f"cluster={fresh_arm64_cluster}", "profile=local", home=arm64_ready, check=False)
     assert result.returncode != 0
     for host in ("sim0", "sim1"):
-        line = next(l for l in result.stdout.splitlines() if host in l and "architecture" in l)
+        line = next(line_ for line_ in result.stdout.splitlines() if host in line_ and "architecture" in line_)
         assert "aarch64" in line and "profile local" in line and "linux/x86_64" in line, line
     assert "refused before copying" in result.stdout
     assert {str(h): tree(h) for h in homes} == before

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import textwrap
 from pathlib import Path
 from typing import Dict, Iterator
 

@@ -41,7 +41,7 @@ def test_good_profile_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.mark.parametrize("field", ["glibc", "pip"])
 def test_missing_field_names_file_line_and_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  field: str) -> None:
-    write(tmp_path, monkeypatch, "\n".join(l for l in GOOD.splitlines() if not l.startswith(field + " ")))
+    write(tmp_path, monkeypatch, "\n".join(line_ for line_ in GOOD.splitlines() if not line_.startswith(field + " ")))
     with pytest.raises(ProfileError) as error:
         load_profile("t")
     assert str(error.value) == f"profiles/t.toml:1: {field}: missing (a required field)"
