@@ -158,18 +158,6 @@ def _probe(target: Target, profile: Profile) -> None:
     target.probe = parse_probe(result.stdout)
     if target.probe.get("python", ["missing"])[0] == "missing":
         raise HostError(f"{target.host.name}: no Python at {target.python!r} on the host")
-    problem = arch_mismatch(target.probe.get("arch", [""])[0], profile)
-    if problem:
-        raise HostError(f"{target.host.name}: {problem}; refused before copying anything")
-
-
-def arch_mismatch(arch: str, profile: Profile) -> Optional[str]:
-    """Why a host of machine ``arch`` (uname -m) cannot take ``profile``'s wheels, or None."""
-    want = profile.platform.split("/", 1)[-1].replace("arm64", "aarch64").replace("amd64", "x86_64")
-    have = arch.replace("arm64", "aarch64")
-    if not have or have == want:
-        return None
-    return f"host architecture {have}, profile {profile.name} is {profile.platform} (wrong wheelhouse for this host)"
 
 
 def _refuse_unfit_host(target: Target, profile: Profile, accepts: WheelTarget) -> None:
@@ -178,13 +166,13 @@ def _refuse_unfit_host(target: Target, profile: Profile, accepts: WheelTarget) -
     arch = normalize_arch(target.probe.get("arch", [""])[0])
     name = ", ".join(target.serves)
     if arch != accepts.arch:
-        target.fail(f"host {name} is {arch or 'of unknown arch'}, profile {profile.name} is {profile.platform} "
-                    f"(its wheels are for {accepts.arch}); refusing to copy")
+        target.fail(f"host {name} has architecture {arch or 'unknown'}, profile {profile.name} is "
+                    f"{profile.platform} (its wheels are for {accepts.arch}); refused before copying anything")
         return
     glibc = target.probe.get("glibc", [""])[0].strip().split(".")
     if len(glibc) >= 2 and all(p.isdigit() for p in glibc[:2]) and (int(glibc[0]), int(glibc[1])) < accepts.glibc:
         target.fail(f"host {name} has glibc {'.'.join(glibc)}, profile {profile.name} needs "
-                    f"{accepts.glibc[0]}.{accepts.glibc[1]}; refusing to copy")
+                    f"{accepts.glibc[0]}.{accepts.glibc[1]}; refused before copying anything")
 
 
 def _up_to_date(target: Target, vid: str) -> bool:

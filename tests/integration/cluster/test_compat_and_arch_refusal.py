@@ -62,8 +62,8 @@ def test_deploy_refuses_an_x86_64_wheelhouse_for_an_arm64_host(
 
     targets = deploy(cluster, make_profile(platform="linux/x86_64"), wheelhouse, report=print)
     assert [t.status for t in targets] == ["FAILED"], summary(targets)
-    assert targets[0].detail == ("host arm is aarch64, profile test is linux/x86_64 (its wheels are for x86_64); "
-                                 "refusing to copy")
+    assert targets[0].detail == ("host arm has architecture aarch64, profile test is linux/x86_64 "
+                                 "(its wheels are for x86_64); refused before copying anything")
     assert targets[0].copied == 0
     assert not list((sim_cluster.hosts[0].home / "piforge" / "wheels").glob("*/*.whl"))
     assert current_of(cluster.hosts[0], "test") == before
