@@ -9,5 +9,7 @@ from build.tasks.spine import *  # noqa: F401,F403  build:, path:, plan:, check:
 from build.tasks.docker import *  # noqa: F401,F403  swap, docker image tasks
 from build.tasks.cache import *  # noqa: F401,F403  cache:keygen/push/pull, ci
 from build.tasks.cluster import *  # noqa: F401,F403  tfconfig:, cluster:check, deploy, rollback
+from build.tasks.compat import *  # noqa: F401,F403  compat (wheels vs their target)
 from build.tasks.train import *  # noqa: F401,F403  train:, report
+from build.tasks.sim import *  # noqa: F401,F403  sim:up, sim:down
 from build.tasks.edge import *  # noqa: F401,F403  export:, infer:

@@ -135,7 +135,7 @@ def main() -> int:
         print(f"building a {args.mb} MB wheelhouse ...", flush=True)
         wheelhouse = bench_wheelhouse(work, args.mb)
         print(f"  {len(wheelhouse.wheels)} wheels, {wheelhouse.total_bytes / 1e6:.1f} MB", flush=True)
-        profile = Profile(name="bench", description="", os="", platform="linux/x86_64", python="3.11",
+        profile = Profile(name="bench", description="", os="", platform="linux/x86_64", python="3.11", glibc="2.31", pip="24.3.1",
                           tensorflow="none", wheelhouse="", host_python="/usr/bin/python3",
                           check_import="six, wrapt, pfbench_data0")
         cache = ChunkCache(work / "chunks", chunk_bytes=args.chunk_mb << 20)

@@ -128,7 +128,7 @@ def main() -> int:
               + ("n/a" if overhead is None else f"{overhead:5.2f} s") + f"  (TF import {imports:.2f} s excluded; goal <= 2 s)")
         print(f"    {phases(run)}")
     for workers, run in runs.items():
-        rss = {}
+        rss: Dict[str, float] = {}
         for event in run["events"]:
             if "peak_rss_mb" in event:
                 rss[event["host"]] = max(rss.get(event["host"], 0), event["peak_rss_mb"])

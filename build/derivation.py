@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .hashing import canonical_hash
+from .builder_kinds import builder_identity as kind_identity
 from .recipe import Recipe, RecipeSet
 
 SCHEMA = 1  # bump when the meaning of a derivation changes: every hash changes with it
@@ -78,14 +79,7 @@ def _hashed_body(recipe: Recipe, inputs: Tuple[Derivation, ...], identity: Mappi
 def builder_identity(recipe: Recipe) -> Dict[str, Any]:
     """The part of the builder that can change outputs. The base (rootfs/image) is an
     input derivation, so its hash is already covered; a builder class may add more."""
-    from .builders import BUILDER_KINDS
-
-    identity: Dict[str, Any] = {"kind": recipe.builder.kind}
-    builder_class = BUILDER_KINDS[recipe.builder.kind]
-    extra = getattr(builder_class, "identity", None)
-    if callable(extra):
-        identity.update(extra(recipe.builder))
-    return identity
+    return kind_identity(recipe.builder.kind, recipe.builder.options)
 
 
 def derive(recipes: RecipeSet, name: str, _memo: Optional[Dict[str, Derivation]] = None) -> Derivation:

@@ -68,6 +68,13 @@ class UsageError(PiforgeError):
     exit_code = 2
 
 
+class PlatformError(PiforgeError):
+    """A platform name (linux/arm64, aarch64, ...) piforge does not know; the recipe
+    validator turns it into a RecipeError at the recipe's line."""
+
+    exit_code = 2
+
+
 class FetchError(PiforgeError):
     """No source/mirror could be fetched; the message names every URL tried."""
 
@@ -94,6 +101,10 @@ class BuildError(PiforgeError):
     """A build phase failed; the message names the phase and the log file."""
 
     exit_code = 5
+
+
+class PatchError(BuildError):
+    """A recipe's patch does not apply: names the patch, the file and the failed hunk."""
 
 
 class PrerequisiteError(PiforgeError):
@@ -136,16 +147,29 @@ class TrainingError(PiforgeError):
     exit_code = 10
 
 
+class SimError(PiforgeError):
+    """A simulated cluster (sim:up / sim:down) could not be started, found or stopped."""
+
+    exit_code = 2
+
+
+class CompatError(PiforgeError):
+    """A wheel the target cannot install (its tags vs the profile's Python, arch, glibc and
+    pip), a wheelhouse without the profile's pip, or a host whose arch is not the profile's."""
+
+    exit_code = 11
+
+
 class ExportError(PiforgeError):
     """Exporting a trained model to TensorFlow Lite failed (no model, no dataset, converter)."""
 
-    exit_code = 11
+    exit_code = 12
 
 
 class InferenceError(PiforgeError):
     """Benchmarking an exported model on a host failed; the message names the host."""
 
-    exit_code = 12
+    exit_code = 13
 
 
 # What the shell sees after Ctrl-C (128 + SIGINT), as every Unix tool does.

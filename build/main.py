@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from typing import List, Optional
 
-from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
 
 from . import outcome
@@ -24,10 +23,10 @@ class PiforgeMain(DoitMain):
 def main(argv: Optional[List[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     outcome.reset()
-    import dodo  # the repository's dodo.py: tasks are a table of contents there
-
     try:
-        code = PiforgeMain(ModuleTaskLoader(dodo)).run(args)
+        # doit's own loader: dodo.py of the current directory (./piforge runs in the repo),
+        # or -f FILE / --dir DIR as with plain doit (tests run their own task files).
+        code = PiforgeMain().run(args)
     except KeyboardInterrupt:
         print("piforge: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED

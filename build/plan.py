@@ -5,11 +5,13 @@ phase would run (with the environment the builder sets), dependencies first.
 """
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List
 
 from .bazel.flags import render_script
 from .builders import BUILDER_KINDS
-from .builders.base import SOURCE_DATE_EPOCH, input_variable, phase_script
+from .builders.base import input_variable, phase_script
+from .bazel.flags import remote_cache_from_environment
+from .epoch import SOURCE_DATE_EPOCH
 from .derivation import Derivation
 from .store import Store
 
@@ -36,11 +38,16 @@ def render_plan(drv: Derivation, store: Store) -> str:
                          f"{' (unpacked)' if source.unpack else ''}")
             for url in source.urls:
                 lines.append(f"               {url}")
+        for patch in recipe.patches:
+            lines.append(f"   patch     {patch.file} sha256 {patch.sha256} -p{patch.strip}"
+                         f"{'' if patch.enabled else ' (disabled: enabled = false)'}")
         environment = {"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, **dict(recipe.env)}
         lines.append("   env       " + " ".join(f"{k}={v}" for k, v in sorted(environment.items())))
         # what the builder adds on this machine (Bazel's flags): shown written out, so
         # the plan is the exact command that would run here
-        builder_env = getattr(BUILDER_KINDS[recipe.builder.kind], "plan_environment", lambda r: {})(recipe)
+        plan_environment = getattr(BUILDER_KINDS[recipe.builder.kind], "plan_environment", None)
+        builder_env: Dict[str, str] = (plan_environment(recipe, None, remote_cache_from_environment())
+                       if plan_environment else {})
         for phase in recipe.phases:
             lines.append(f"   phase {phase.name} ({'network' if phase.network else 'offline'}):")
             for text in render_script(phase_script(phase, "$PIFORGE_SRC"), builder_env).splitlines():

@@ -6,6 +6,7 @@ One file per profile in ``profiles/<name>.toml``; choose one with ``profile=NAME
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
@@ -15,8 +16,13 @@ from .paths import REPO_ROOT
 from .tomlfile import load_toml
 
 DEFAULT_PROFILE = "pi4-ubuntu2004-py38-tf2.2"
-PROFILE_FIELDS = ("name", "description", "os", "platform", "python", "tensorflow", "cpu_flags",
+PROFILE_FIELDS = ("name", "description", "os", "platform", "python", "glibc", "pip", "tensorflow", "cpu_flags",
                   "wheel", "wheelhouse", "host_python", "check_import", "job_env")
+# "2.31", "24.3.1": dotted numbers only (the target check compares them as versions).
+_GLIBC = re.compile(r"^2\.[0-9]+$")
+_PIP = re.compile(r"^[0-9]+(\.[0-9]+){1,2}$")
+_PYTHON = re.compile(r"^3\.[0-9]+$")
+_PLATFORM = re.compile(r"^linux/[a-z0-9_]+$")
 
 
 def profiles_dir() -> Path:
@@ -33,6 +39,11 @@ class Profile:
     tensorflow: str
     wheelhouse: str
     host_python: str
+    # What the hosts' installer accepts (build/compat.py): the target's glibc, and the
+    # version of the pip wheel every wheelhouse ships and deploy installs with. Loaded
+    # profiles always state both; "" (code-built profiles) makes the target check refuse.
+    glibc: str = ""
+    pip: str = ""
     check_import: str = "tensorflow"
     cpu_flags: str = ""
     wheel: Optional[str] = None
@@ -57,10 +68,19 @@ def load_profile(name: Optional[str] = None) -> Profile:
         if key not in PROFILE_FIELDS:
             raise doc.error(ProfileError, (key,), f"unknown field (expected one of: {', '.join(PROFILE_FIELDS)})")
     values: Dict[str, object] = {}
-    for key in ("name", "description", "os", "platform", "python", "tensorflow", "wheelhouse", "host_python"):
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise doc.error(ProfileError, (key,), "missing or not a string")
+    for key in ("name", "description", "os", "platform", "python", "glibc", "pip", "tensorflow", "wheelhouse",
+                "host_python"):
+        if key not in data:
+            # A missing field has no line of its own: point at the profile's name.
+            raise ProfileError(doc.path, doc.line_of("name") or 1, key, "missing (a required field)")
+        if not isinstance(data[key], str) or not data[key]:
+            raise doc.error(ProfileError, (key,), "expected a non-empty string")
         values[key] = data[key]
+    for key, pattern, example in (("python", _PYTHON, '"3.8"'), ("platform", _PLATFORM, '"linux/aarch64"'),
+                                  ("glibc", _GLIBC, '"2.31" (the hosts\' glibc: ldd --version)'),
+                                  ("pip", _PIP, '"24.3.1" (the pip wheel the wheelhouse ships)')):
+        if not pattern.match(str(values[key])):
+            raise doc.error(ProfileError, (key,), f"'{values[key]}' is not valid (expected e.g. {example})")
     if values["name"] != name:
         raise doc.error(ProfileError, ("name",), f"must match the file name '{name}.toml'")
     for key in ("check_import", "cpu_flags", "wheel"):

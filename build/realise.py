@@ -15,13 +15,17 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Protocol, Sequence
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
+from .bazel.flags import remote_cache_from_environment as configured_bazel_remote_cache
 from .builders import BUILDER_KINDS, BuildJob
+from .compat import check_built_wheelhouse, check_pinned_wheelhouse
 from .derivation import Derivation
 from .errors import BuildError
 from .fetch import fetch
 from .mounts import unmount_below
+from .patching import apply_patches
 from .paths import piforge_home
 from .store import Store
 from .unpack import unpack
@@ -29,6 +33,7 @@ from .unpack import unpack
 Report = Callable[[str], None]
 LOG_TAIL = 25
 PROGRESS_EVERY = 20.0   # seconds between progress lines of a quiet (non-echo) build
+DEFAULT: Any = object()   # "not given": fall back to today's configured Bazel cache
 
 
 class Substituter(Protocol):
@@ -63,6 +68,8 @@ def realise(drv: Derivation, store: Optional[Store] = None, *,
     store.remove_stale_staging()
     todo = to_build(drv, store, substituters, report) if substituters else \
         [d for d in drv.closure() if not store.is_valid(d)]
+    for node in todo:   # a misfit wheelhouse pin fails now, not after a 20-hour TensorFlow build
+        check_pinned_wheelhouse(node.recipe)
     for index, node in enumerate(todo, start=1):   # caches were asked already: build
         realise_one(node, store, report=report, echo=echo, step=f"[{index}/{len(todo)}] ")
     return store.require(drv)
@@ -111,11 +118,15 @@ def realise_one(drv: Derivation, store: Store, *, substituters: Sequence[Substit
 
 
 def build(drv: Derivation, store: Store, *, report: Report = report_stderr, echo: bool = False,
-          step: str = "", input_store: Optional[Store] = None) -> Path:
+          step: str = "", input_store: Optional[Store] = None,
+          bazel_remote_cache: Any = DEFAULT) -> Path:
     """Build ``drv`` into ``store``; its inputs come from ``input_store`` (default: the
-    same store). The caller holds the lock of ``drv`` in the store it builds for."""
+    same store). The caller holds the lock of ``drv`` in the store it builds for.
+    ``bazel_remote_cache``: the Bazel HTTP cache URL for bazel builds (None: none);
+    left out, today's configuration ($PIFORGE_BAZEL_REMOTE_CACHE, else the cache config)."""
     recipe = drv.recipe
     inputs_from = input_store or store
+    check_pinned_wheelhouse(recipe)   # a profile's wheelhouse: refuse misfit pins before fetching
     builder = BUILDER_KINDS[recipe.builder.kind](recipe.builder)
     build_dir = build_dir_of(drv)
     unmount_below(build_dir)
@@ -143,11 +154,14 @@ def build(drv: Derivation, store: Store, *, report: Report = report_stderr, echo
                            inputs={d.name: inputs_from.require(d) for d in drv.inputs
                                    if d.name != recipe.builder.base},
                            base=inputs_from.require(drv.base) if drv.base is not None else None,
-                           env=dict(recipe.env), log=log)
-            builder.check_prerequisites(job)
-            job.src_dir = prepare_sources(drv, build_dir, log, report)
+                           env=dict(recipe.env), log=log,
+                           bazel_remote_cache=(configured_bazel_remote_cache()
+                                               if bazel_remote_cache is DEFAULT else bazel_remote_cache))
+            builder.check_prerequisites(job)   # before the slow fetch/unpack
+            job = replace(job, src_dir=prepare_sources(drv, build_dir, log, report))
             builder.run(job)
             check_outputs(drv, staging)
+            check_built_wheelhouse(recipe, staging)   # what its hosts cannot install never enters the store
             log(f"--- built in {time.monotonic() - started:.1f} s")
             log_file.flush()
             path = store.install(drv, staging, log_path)
@@ -187,9 +201,9 @@ def prepare_sources(drv: Derivation, build_dir: Path, log: Callable[[str], None]
             roots.append(src / source.filename)
         elif source.unpack:
             roots.append(unpack(cached, src))
-    if len(roots) == 1:
-        return roots[0]
-    return src
+    root = roots[0] if len(roots) == 1 else src
+    apply_patches(drv.recipe.patches, root, log)
+    return root
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -5,23 +5,26 @@ which the derivation hashes; its formatting, comments, description and mirror UR
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from .errors import RecipeError
+from .builder_kinds import BUILDER_SCHEMAS, type_name
+from .errors import PlatformError, RecipeError
+from .platform import PLATFORMS, Platform, host
 from .paths import recipes_dir
 from .tomlfile import TomlDocument, load_toml
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-PLATFORMS = ("linux/aarch64", "linux/x86_64")
-PLATFORM_ALIASES = {"linux/arm64": "linux/aarch64", "linux/amd64": "linux/x86_64"}
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar.zst", ".tar", ".zip")
 
 TOP_LEVEL_FIELDS = ("name", "version", "description", "platform", "inputs", "builder",
-                    "sources", "env", "phases", "outputs", "resources")
+                    "sources", "patches", "env", "phases", "outputs", "resources")
+PATCH_FIELDS = ("file", "enabled", "strip", "why")
+PATCH_DIR = "patches"
 SOURCE_FIELDS = ("urls", "url", "sha256", "filename", "unpack")
 PHASE_FIELDS = ("name", "run", "network")
 OUTPUT_FIELDS = ("paths",)
@@ -29,10 +32,7 @@ RESOURCE_FIELDS = ("ram_gb", "swap_gb", "disk_gb", "cpus")
 
 
 def host_platform() -> str:
-    import platform
-
-    machine = platform.machine().lower()
-    return PLATFORM_ALIASES.get(f"linux/{machine}", f"linux/{machine}")
+    return host().name
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,22 @@ class Source:
     def content(self) -> Dict[str, Any]:
         # Mirrors are not content: any URL that yields these bytes is the same source.
         return {"sha256": self.sha256, "filename": self.filename, "unpack": self.unpack}
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A patch file of the repo (patches/...), applied in order after unpacking. Its
+    bytes are hashed like a source's; a disabled patch is listed but neither applied
+    nor hashed, so switching it on is one line and changes the derivation."""
+
+    file: str           # as written in the recipe, relative to the repo: patches/...
+    path: str           # absolute path read at load time
+    sha256: str
+    enabled: bool = True
+    strip: int = 1
+
+    def content(self) -> Dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256, "strip": self.strip}
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,11 @@ class Recipe:
     outputs: Tuple[str, ...]
     resources: Resources
     path: str
+    patches: Tuple[Patch, ...] = ()
+
+    @property
+    def enabled_patches(self) -> Tuple[Patch, ...]:
+        return tuple(p for p in self.patches if p.enabled)
 
     @property
     def dependencies(self) -> Tuple[str, ...]:
@@ -109,6 +130,8 @@ class Recipe:
             "env": dict(self.env),
             "phases": [{"name": p.name, "run": p.run, "network": p.network} for p in self.phases],
             "outputs": list(self.outputs),
+            # only when there are any: recipes without patches keep their hashes
+            **({"patches": [p.content() for p in self.enabled_patches]} if self.enabled_patches else {}),
         }
 
 
@@ -150,9 +173,11 @@ class _RecipeReader:
         if not version:
             raise self.fail(("version",), "must not be empty")
         platform = self.string(data, "platform", default=host_platform())
-        platform = PLATFORM_ALIASES.get(platform, platform)
-        if platform not in PLATFORMS:
-            raise self.fail(("platform",), f"unknown platform '{platform}' (expected one of: {', '.join(PLATFORMS)})")
+        try:
+            platform = Platform.parse(platform).name
+        except PlatformError:
+            raise self.fail(("platform",), f"unknown platform '{platform}' (expected one of: "
+                            f"{', '.join(PLATFORMS)}, or linux/arm64, linux/amd64)") from None
         return Recipe(
             name=name,
             version=version,
@@ -166,7 +191,38 @@ class _RecipeReader:
             outputs=self.read_outputs(data.get("outputs", {})),
             resources=self.read_resources(data.get("resources", {})),
             path=self.doc.path,
+            patches=self.read_patches(data.get("patches", [])),
         )
+
+    def read_patches(self, value: Any) -> Tuple[Patch, ...]:
+        """``file`` is relative to the repo (the directory above recipes/) and must be
+        under patches/; it is read now, so a missing patch fails at load time."""
+        if not isinstance(value, list):
+            raise self.fail(("patches",), "expected an array of tables ([[patches]])")
+        repo = Path(self.doc.path).resolve().parent.parent
+        patches = []
+        for index, entry in enumerate(value):
+            keys: Tuple[Any, ...] = ("patches", index)
+            if not isinstance(entry, dict):
+                raise self.fail(keys, "expected a table")
+            self.check_keys(entry, PATCH_FIELDS, keys)
+            name = self.string(entry, "file", keys, required=True)
+            relative = Path(name)
+            if relative.is_absolute() or ".." in relative.parts or relative.parts[:1] != (PATCH_DIR,):
+                raise self.fail(keys + ("file",), f"expected a path under {PATCH_DIR}/ (e.g. {PATCH_DIR}/<recipe>/fix.patch)")
+            path = repo / relative
+            if not path.is_file():
+                raise self.fail(keys + ("file",), f"{path} does not exist")
+            enabled = entry.get("enabled", True)
+            if not isinstance(enabled, bool):
+                raise self.fail(keys + ("enabled",), "expected true or false")
+            strip = entry.get("strip", 1)
+            if not isinstance(strip, int) or isinstance(strip, bool) or strip < 0:
+                raise self.fail(keys + ("strip",), "expected a number of leading path components (patch -p)")
+            self.string(entry, "why", keys)
+            patches.append(Patch(file=name, path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                                 enabled=enabled, strip=strip))
+        return tuple(patches)
 
     def read_inputs(self, value: Any) -> Tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -176,22 +232,30 @@ class _RecipeReader:
         return tuple(value)
 
     def read_builder(self, value: Any) -> BuilderSpec:
-        from .builders import BUILDER_KINDS
-
+        kinds = ", ".join(BUILDER_SCHEMAS)
         if value is None:
-            raise self.fail(("builder",), f"missing (expected a table with kind = one of: {', '.join(BUILDER_KINDS)})")
+            raise self.fail(("builder",), f"missing (expected a table with kind = one of: {kinds})")
         if not isinstance(value, dict):
             raise self.fail(("builder",), "expected a table like [builder] kind = \"native\"")
         kind = self.string(value, "kind", ("builder",), required=True)
-        if kind not in BUILDER_KINDS:
-            raise self.fail(("builder", "kind"), f"unknown builder '{kind}' (expected one of: {', '.join(BUILDER_KINDS)})")
+        schema = BUILDER_SCHEMAS.get(kind)
+        if schema is None:
+            raise self.fail(("builder", "kind"), f"unknown builder '{kind}' (expected one of: {kinds})")
         base = value.get("base")
         if base is not None and not isinstance(base, str):
             raise self.fail(("builder", "base"), "expected a recipe name")
+        if schema.needs_base and base is None:
+            raise self.fail(("builder", "base"), f"the {kind} builder needs a base recipe "
+                            "(e.g. base = \"rootfs-bullseye-arm64\")")
         options = {k: v for k, v in value.items() if k not in ("kind", "base")}
         for key, option in options.items():
-            if not isinstance(option, (str, int, float, bool, list)):
-                raise self.fail(("builder", key), "expected a string, number, boolean or list")
+            allowed = schema.options.get(key)
+            if allowed is None:
+                known = ", ".join(["kind", "base", *schema.options]) if schema.needs_base else \
+                    ", ".join(["kind", *schema.options])
+                raise self.fail(("builder", key), f"unknown option for the {kind} builder (allowed: {known})")
+            if not isinstance(option, allowed.types) or (bool not in allowed.types and isinstance(option, bool)):
+                raise self.fail(("builder", key), f"expected {type_name(allowed.types)} ({allowed.meaning})")
         return BuilderSpec(kind=kind, base=base, options=options)
 
     def read_sources(self, value: Any) -> Tuple[Source, ...]:

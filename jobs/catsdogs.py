@@ -17,6 +17,7 @@ DEFAULTS = {
     "data": os.environ.get("PIFORGE_DATA", "cats_vs_dogs.npz"),
     "model_dir": os.environ.get("PIFORGE_MODEL_DIR", "model"),
     "seed": 1,
+    "test_samples": 0,   # 0: the whole test set; fewer for slow (emulated) hosts
 }
 
 

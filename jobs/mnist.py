@@ -18,6 +18,7 @@ DEFAULTS = {
     "data": os.environ.get("PIFORGE_DATA", "mnist.npz"),
     "model_dir": os.environ.get("PIFORGE_MODEL_DIR", "model"),
     "seed": 1,
+    "test_samples": 0,   # 0: the whole test set; fewer for slow (emulated) hosts
 }
 
 

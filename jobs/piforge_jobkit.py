@@ -218,7 +218,8 @@ def fit_evaluate_save(model: Any, dataset: Any, params: Dict[str, Any], worker: 
     """The end of every built-in job: fit with per-epoch events, test, save, exit."""
     model.fit(dataset, epochs=params["epochs"], steps_per_epoch=params["steps"], verbose=2,
               callbacks=[history_callback(params["batch"], params["steps"])])
-    accuracy = test_accuracy(model, arrays["x_test"], arrays["y_test"], preprocess, to_labels)
+    count = int(params.get("test_samples") or 0) or len(arrays["y_test"])
+    accuracy = test_accuracy(model, arrays["x_test"][:count], arrays["y_test"][:count], preprocess, to_labels)
     finish(model, worker, accuracy, params["model_dir"])
 
 

@@ -30,6 +30,8 @@ packages=(
   gcc python3-dev python3-pip python3-wheel python3-setuptools
   # inspecting outputs
   file unzip zip ca-certificates
+  # recipe [[patches]] (build/patching.py)
+  patch
 )
 missing=()
 for p in "${packages[@]}"; do

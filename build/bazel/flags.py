@@ -79,6 +79,6 @@ def host_environment(recipe: "object", figures: "object" = None) -> Dict[str, st
     from .caches import host_caches
 
     figures = figures or preflight.measure(piforge_home())
-    cpus, ram_mb = preflight.bazel_limits(figures, recipe.resources.cpus)  # type: ignore[attr-defined]
+    cpus, ram_mb = preflight.bazel_limits(figures, recipe.resources.cpus)  # type: ignore[attr-defined, arg-type]
     caches = host_caches(recipe.name, recipe.platform)  # type: ignore[attr-defined]
     return BazelSettings(caches, cpus, ram_mb, remote_cache_from_environment()).environment()

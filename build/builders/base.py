@@ -12,23 +12,24 @@ import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Mapping, Optional, Sequence
 
+from ..builder_kinds import builder_identity
+from ..epoch import SOURCE_DATE_EPOCH
 from ..errors import BuildError
 
 if TYPE_CHECKING:  # imported for annotations only: recipe.py imports this package
     from ..derivation import Derivation
     from ..recipe import BuilderSpec, Phase
 
-# Fixed build time (1980-01-01, the oldest a zip can store): outputs must not depend on when.
-SOURCE_DATE_EPOCH = "315532800"
 
 LogSink = Callable[[str], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class BuildJob:
-    """Everything a builder needs to run one derivation's phases."""
+    """Everything a builder needs to run one derivation's phases. Frozen: the engine
+    fetches and unpacks the sources first (src_dir is final), then makes the job."""
 
     derivation: "Derivation"
     build_dir: Path           # scratch root of this build (holds src/ and tmp/)
@@ -40,6 +41,9 @@ class BuildJob:
     env: Dict[str, str]       # recipe [env] (the builder adds the PIFORGE_* variables)
     log: LogSink              # one line (without newline) at a time, to the build log
     jobs: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    # A Bazel HTTP cache for builders with bazel = true; given by the caller (the task
+    # layer reads $PIFORGE_BAZEL_REMOTE_CACHE / the cache config): builders never read it.
+    bazel_remote_cache: Optional[str] = None
 
 
 def input_variable(name: str) -> str:
@@ -152,20 +156,14 @@ class Builder:
     """Runs a derivation's phases. Subclasses set ``kind`` and implement ``run``."""
 
     kind: ClassVar[str] = ""
-    needs_base: ClassVar[bool] = False   # must builder.base name a recipe?
 
     def __init__(self, spec: "BuilderSpec") -> None:
         self.spec = spec
 
     @classmethod
-    def option_names(cls) -> List[str]:
-        """Options the recipe's [builder] table may set besides kind and base."""
-        return []
-
-    @classmethod
     def identity(cls, spec: "BuilderSpec") -> Dict[str, Any]:
-        """What about the build environment (beyond the base's hash) can change outputs."""
-        return {"kind": cls.kind, "options": dict(spec.options)}
+        """What about the build environment can change outputs (build/builder_kinds.py)."""
+        return builder_identity(cls.kind, spec.options)
 
     def check_prerequisites(self, job: Optional[BuildJob] = None) -> None:
         """Raise PrerequisiteError saying exactly what to run if this builder cannot work here."""

@@ -14,29 +14,21 @@ import os
 import platform
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar, List, Optional
+from typing import ClassVar, List, Optional
 
+from ..platform import Platform
 from ..errors import BuildError, PrerequisiteError
-from .base import PID_NAMESPACE, Builder, BuildJob, inner_src, phase_environment, phase_script, quote, run_logged
+from .base import PID_NAMESPACE, Builder, BuildJob, phase_script, quote, run_logged
+from .rooted import CA_INSIDE, HOST_CA_BUNDLE, HOST_CA_DIR, ROOT_PATH, Bind, binds, rooted_environment, scratch_dirs
 
-ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 SETUP_HINT = "sudo bash scripts/setup-host.sh   # installs qemu-user-static, binfmt-support; registers qemu-aarch64"
 
-# Where things appear inside the root.
-IN_SRC = "/piforge/src"
-IN_OUT = "/piforge/out"
-IN_SOURCES = "/piforge/sources"
-IN_INPUTS = "/piforge/inputs"
-IN_HOME = "/piforge/home"
 
 
 def target_machine(platform_name: str) -> str:
     """``linux/aarch64`` -> ``aarch64`` (``linux/arm64`` is spelt the Debian way)."""
-    machine = platform_name.split("/", 1)[-1]
-    return {"arm64": "aarch64", "amd64": "x86_64"}.get(machine, machine)
+    return Platform.parse(platform_name).uname_machine
 
 
 def binfmt_problem(machine: str) -> Optional[str]:
@@ -64,7 +56,6 @@ class ChrootBuilder(Builder):
     """Phases run chrooted into ``builder.base``'s output, emulated by qemu-user if foreign."""
 
     kind: ClassVar[str] = "chroot"
-    needs_base: ClassVar[bool] = True
 
     def check_prerequisites(self, job: Optional[BuildJob] = None) -> None:
         if os.geteuid() != 0:
@@ -82,40 +73,27 @@ class ChrootBuilder(Builder):
 
     def run(self, job: BuildJob) -> None:
         self.check_prerequisites(job)
-        if job.derivation.recipe.builder.base is None:
-            raise BuildError(f"{job.derivation.recipe.path}: builder.base: the chroot builder needs a "
-                             "root filesystem recipe here (e.g. base = \"rootfs-bullseye-arm64\")")
         if job.base is None or not job.base.is_dir():
             raise BuildError(f"{job.derivation.name}: builder.base is not built ({job.base})")
         layers = job.build_dir / "chroot"
         upper, work, root = layers / "upper", layers / "work", layers / "root"
         for directory in (upper, work, root):
             directory.mkdir(parents=True, exist_ok=True)
-        src_root = job.build_dir / "src"
-        src = inner_src(job, IN_SRC)
-        (job.build_dir / "home").mkdir(exist_ok=True)
-        inputs = {name: f"{IN_INPUTS}/{name}" for name in job.inputs}
-        env = phase_environment(job, src=src, out=IN_OUT, sources=IN_SOURCES, inputs=inputs,
-                                home=IN_HOME, tmp="/tmp", path=ROOT_PATH)
-        for variable in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE"):
-            env.setdefault(variable, str(HOST_CA_BUNDLE))
-        # (host path, path inside, read-only?): sources are hard links into the source
-        # cache and inputs are store entries, so the build must not be able to write them.
-        binds = [(src_root, IN_SRC, False), (job.out_dir, IN_OUT, False),
-                 (job.sources_dir, IN_SOURCES, True), (job.build_dir / "home", IN_HOME, False)]
-        binds += [(path, inputs[name], True) for name, path in job.inputs.items()]
+        scratch_dirs(job)
+        env = rooted_environment(job)
+        mounts = binds(job)
         for phase in job.derivation.recipe.phases:
-            setup = self._setup_script(job.base, upper, work, root, binds, network=phase.network)
+            setup = self._setup_script(job.base, upper, work, root, mounts, network=phase.network)
             argv = ["unshare", "--mount", "--propagation", "private", *PID_NAMESPACE]
             argv += [] if phase.network else ["--net"]
             argv += ["--", "/bin/sh", "-c", setup, "piforge-chroot", str(root), "/usr/bin/env", "-i"]
             argv += [f"{key}={value}" for key, value in sorted(env.items())]
-            argv += ["/bin/bash", "-c", phase_script(phase, src)]
+            argv += ["/bin/bash", "-c", phase_script(phase, env["PIFORGE_SRC"])]
             run_logged(argv, job, phase, env={"PATH": ROOT_PATH, "LC_ALL": "C.UTF-8"})
 
     @staticmethod
     def _setup_script(base: Path, upper: Path, work: Path, root: Path,
-                      binds: List[Any], *, network: bool) -> str:
+                      binds: List[Bind], *, network: bool) -> str:
         """Shell run (as root, on the host side, in the new namespaces) before chroot."""
         r = quote(str(root))
         lines = [
@@ -124,7 +102,8 @@ class ChrootBuilder(Builder):
             f"workdir={quote(str(work))} {r}",
             f"mkdir -p {r}/proc {r}/sys {r}/dev {r}/tmp {r}/etc/ssl/certs {r}/usr/local/share/ca-certificates",
             f"mount -t proc proc {r}/proc",
-            f"mount --rbind /sys {r}/sys",
+            # A fresh sysfs, not the host's: it shows this phase's network namespace.
+            f"mount -t sysfs -o ro sysfs {r}/sys",
             f"mount --rbind /dev {r}/dev",
             f"chmod 1777 {r}/tmp",
         ]
@@ -135,7 +114,7 @@ class ChrootBuilder(Builder):
                 lines.append(f"mount -o remount,bind,ro {r}{quote(inner)}")
         # The host's CAs: pip/curl behind an intercepting proxy (corporate networks, here).
         if HOST_CA_BUNDLE.exists():
-            lines.append(f"cp {quote(str(HOST_CA_BUNDLE))} {r}/etc/ssl/certs/ca-certificates.crt")
+            lines.append(f"cp {quote(str(HOST_CA_BUNDLE))} {r}{CA_INSIDE}")
         if HOST_CA_DIR.is_dir():
             lines.append(f"for crt in {quote(str(HOST_CA_DIR))}/*.crt; do [ -e \"$crt\" ] && "
                          f"cp \"$crt\" {r}/usr/local/share/ca-certificates/; done; true")

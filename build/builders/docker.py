@@ -15,7 +15,6 @@ this recipe+target and renders Bazel's machine-dependent flags (build/bazel/).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import re
@@ -25,21 +24,18 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
+from ..builder_kinds import dockerfile_path
 from ..bazel.caches import container_caches, container_mounts, host_caches
 from ..bazel.flags import BazelSettings
 from ..bazel.progress import ProgressMeter
 from ..errors import BuildError, PrerequisiteError
 from ..paths import REPO_ROOT
 from .. import preflight
-from .base import Builder, BuildJob, phase_environment, phase_script
+from .base import Builder, BuildJob, phase_script
+from .rooted import CA_INSIDE, HOST_CA_BUNDLE, binds, rooted_environment, scratch_dirs
 from .chroot import binfmt_problem, target_machine
 from .docker_image import docker_platform, ensure_base_image, save_image
 
-CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-CA_IN_CONTAINER = "/etc/ssl/certs/ca-certificates.crt"
-IN_SRC, IN_OUT, IN_SOURCES, IN_INPUTS, IN_HOME = (
-    "/piforge/src", "/piforge/out", "/piforge/sources", "/piforge/inputs", "/piforge/home")
 LABEL = "piforge.derivation"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ENGINE_HINT = ("start a Docker engine (e.g. `sudo systemctl start docker`, or "
@@ -66,11 +62,6 @@ def engine_client() -> Any:
     return client
 
 
-def dockerfile_path(spec_options: Dict[str, Any]) -> Optional[Path]:
-    name = spec_options.get("dockerfile")
-    return (REPO_ROOT / str(name)) if name else None
-
-
 def build_args(spec_options: Dict[str, Any]) -> Dict[str, str]:
     """``build_args = ["PACKAGES=bazel"]`` -> {"PACKAGES": "bazel"}."""
     args: Dict[str, str] = {}
@@ -84,34 +75,17 @@ class DockerBuilder(Builder):
     """Phases run in containers of ``builder.base``'s image, emulated by QEMU if foreign."""
 
     kind: ClassVar[str] = "docker"
-    needs_base: ClassVar[bool] = True
 
     @classmethod
-    def option_names(cls) -> List[str]:
-        return ["dockerfile", "build_args", "build_network", "bazel"]
-
-    @classmethod
-    def identity(cls, spec: Any) -> Dict[str, Any]:
-        """The Dockerfile's bytes are part of an image derivation's address (the base
-        image is an input derivation already; build args are in the options)."""
-        identity: Dict[str, Any] = {"kind": cls.kind, "options": dict(spec.options)}
-        path = dockerfile_path(dict(spec.options))
-        if path is not None:
-            identity["dockerfile_sha256"] = (hashlib.sha256(path.read_bytes()).hexdigest()
-                                             if path.is_file() else f"missing:{path.name}")
-        return identity
-
-    @classmethod
-    def plan_environment(cls, recipe: Any, figures: Optional[preflight.MachineFigures] = None) -> Dict[str, str]:
+    def plan_environment(cls, recipe: Any, figures: Optional[preflight.MachineFigures] = None,
+                         remote_cache: Optional[str] = None) -> Dict[str, str]:
         """The variables this builder adds for ``recipe`` on this machine (the Bazel
         flags), so a plan can show the exact commands: see build.bazel.flags.render_script."""
         if not dict(recipe.builder.options).get("bazel"):
             return {}
         figures = figures or preflight.measure(REPO_ROOT)
         cpus, ram_mb = preflight.bazel_limits(figures, recipe.resources.cpus)
-        from ..cache.config import bazel_remote_cache  # $PIFORGE_BAZEL_REMOTE_CACHE, else [cache]'s
-
-        return BazelSettings(container_caches(), cpus, ram_mb, bazel_remote_cache()).environment()
+        return BazelSettings(container_caches(), cpus, ram_mb, remote_cache).environment()
 
     def check_prerequisites(self, job: Optional[BuildJob] = None) -> None:
         path = dockerfile_path(dict(self.spec.options))
@@ -181,7 +155,7 @@ class DockerBuilder(Builder):
                 image_id = aux["ID"]
         if not image_id:
             raise BuildError(f"{job.derivation.name}: docker build reported no image")
-        image_id = client.images.get(image_id).id
+        image_id = str(client.images.get(image_id).id)
         job.log(f"--- image {image_id}; saving it to $PIFORGE_OUT/image.tar")
         save_image(client, image_id, job.out_dir, {"dockerfile": path.name, "build_args": args,
                                                    "base": base_id, "tag": out_tag})
@@ -189,36 +163,18 @@ class DockerBuilder(Builder):
 
     def container_setup(self, job: BuildJob) -> Tuple[Dict[str, str], Dict[str, Dict[str, str]]]:
         """The phase environment and the volumes (host path -> bind) every phase gets."""
-        src_root = job.build_dir / "src"
-        try:
-            relative = job.src_dir.relative_to(src_root)
-        except ValueError:
-            raise BuildError(f"internal: source dir {job.src_dir} is not under {src_root}") from None
-        inner_src = IN_SRC if str(relative) == "." else f"{IN_SRC}/{relative.as_posix()}"
-        home = job.build_dir / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        job.sources_dir.mkdir(parents=True, exist_ok=True)
-        inputs = {name: f"{IN_INPUTS}/{name}" for name in job.inputs}
-        env = phase_environment(job, src=inner_src, out=IN_OUT, sources=IN_SOURCES, inputs=inputs,
-                                home=IN_HOME, tmp="/tmp", path=CONTAINER_PATH)
+        scratch_dirs(job)
+        env = rooted_environment(job)
         volumes: Dict[str, Dict[str, str]] = {
-            str(src_root): {"bind": IN_SRC, "mode": "rw"},
-            str(job.out_dir): {"bind": IN_OUT, "mode": "rw"},
-            str(job.sources_dir): {"bind": IN_SOURCES, "mode": "ro"},
-            str(home): {"bind": IN_HOME, "mode": "rw"},
-        }
-        for name, path in job.inputs.items():
-            volumes[str(path)] = {"bind": inputs[name], "mode": "ro"}
+            str(bind.host): {"bind": bind.inner, "mode": "ro" if bind.read_only else "rw"} for bind in binds(job)}
         if HOST_CA_BUNDLE.is_file():   # the host's CAs, incl. an intercepting proxy's
-            volumes[str(HOST_CA_BUNDLE)] = {"bind": CA_IN_CONTAINER, "mode": "ro"}
-            for variable in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE"):
-                env.setdefault(variable, CA_IN_CONTAINER)
+            volumes[str(HOST_CA_BUNDLE)] = {"bind": CA_INSIDE, "mode": "ro"}
         if dict(self.spec.options).get("bazel"):
             recipe = job.derivation.recipe
             caches = host_caches(recipe.name, recipe.platform)
             for host, inner in container_mounts(caches).items():
                 volumes[host] = {"bind": inner, "mode": "rw"}
-            bazel_env = self.plan_environment(recipe, preflight.measure(job.build_dir))
+            bazel_env = self.plan_environment(recipe, preflight.measure(job.build_dir), job.bazel_remote_cache)
             env.update(bazel_env)
             job.log(f"--- bazel caches {caches.output_base} (resumable); flags {bazel_env['PIFORGE_BAZEL_FLAGS']}")
         return env, volumes

@@ -18,17 +18,17 @@ import tarfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
+from ..epoch import EPOCH, EPOCH_ISO
 from ..errors import BuildError
+from ..platform import Platform
 
 IMAGE_TAR = "image.tar"
 IMAGE_JSON = "image.json"
-EPOCH_ISO = "1980-01-01T00:00:00Z"   # SOURCE_DATE_EPOCH as the image's creation time
-ARCHITECTURES = {"linux/aarch64": ("arm64", "v8"), "linux/x86_64": ("amd64", None)}
 
 
 def docker_platform(platform: str) -> str:
     """piforge's ``linux/aarch64`` is Docker's ``linux/arm64``."""
-    return {"linux/aarch64": "linux/arm64", "linux/x86_64": "linux/amd64"}.get(platform, platform)
+    return Platform.parse(platform).docker_platform
 
 
 def _sha256_of(path: Path) -> str:
@@ -40,7 +40,8 @@ def _sha256_of(path: Path) -> str:
 
 
 def rootfs_image_config(layer_sha256: str, platform: str) -> bytes:
-    architecture, variant = ARCHITECTURES[platform]
+    parsed = Platform.parse(platform)
+    architecture, variant = parsed.docker_arch, parsed.oci_variant
     config: Dict[str, Any] = {
         "architecture": architecture,
         "os": "linux",
@@ -60,7 +61,7 @@ def rootfs_image_config(layer_sha256: str, platform: str) -> bytes:
 def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
-    info.mtime = 315532800
+    info.mtime = EPOCH
     info.mode = 0o644
     archive.addfile(info, io.BytesIO(data))
 

@@ -3,15 +3,15 @@ steps that make other build environments (debootstrap of a rootfs)."""
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Sequence
+from typing import Any, ClassVar, List, Sequence
 
 from ..errors import PrerequisiteError
+from .rooted import HOST_CA_BUNDLE, ROOT_PATH, ca_environment
 from .base import PID_NAMESPACE, Builder, BuildJob, phase_environment, phase_script, quote, run_logged
 
-HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOST_PATH = ROOT_PATH   # the same PATH everywhere: the contract of docs/spine.md
 
 
 def isolation_prefix(network: bool, read_only: Sequence[Path] = ()) -> List[str]:
@@ -41,12 +41,6 @@ class NativeBuilder(Builder):
 
     kind: ClassVar[str] = "native"
 
-    @classmethod
-    def identity(cls, spec: Any) -> Dict[str, Any]:
-        # A native output depends on the host's architecture (and toolchain, which we
-        # cannot fully pin: a Pi building for itself is the use case).
-        return {"kind": cls.kind, "machine": platform.machine(), "options": dict(spec.options)}
-
     def check_prerequisites(self, job: Any = None) -> None:
         if shutil.which("bash") is None:
             raise PrerequisiteError("the native builder needs bash", hint="apt-get install -y bash")
@@ -61,6 +55,8 @@ class NativeBuilder(Builder):
             job, src=str(job.src_dir), out=str(job.out_dir), sources=str(job.sources_dir),
             inputs={name: str(path) for name, path in job.inputs.items()},
             home=str(home), tmp=str(tmp), path=HOST_PATH)
+        for variable, value in ca_environment(str(HOST_CA_BUNDLE)).items():
+            env.setdefault(variable, value)
         for phase in job.derivation.recipe.phases:
             prefix = isolation_prefix(phase.network, [job.sources_dir, *job.inputs.values()])
             if not prefix:

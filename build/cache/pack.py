@@ -19,10 +19,11 @@ from typing import Any, BinaryIO, Iterable, Iterator, List, Mapping, Optional, T
 
 import zstandard
 
+from ..epoch import EPOCH
 from ..errors import ArtifactRejectedError, CacheError
 
 # 1980-01-01, the same SOURCE_DATE_EPOCH the builders use: zip (wheels) cannot go earlier.
-FIXED_MTIME = 315532800
+FIXED_MTIME = EPOCH
 CHUNK = 1 << 20
 ZSTD_LEVEL = 3
 
@@ -127,9 +128,9 @@ def pack_tree(root: Path, out: BinaryIO, reference_candidates: Optional[Mapping[
     scanner = _ReferenceScanner(reference_candidates or {})
     # the frame checksum (xxh64 of the tar) catches corruption outside file contents too
     compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
-    with compressor.stream_writer(counted, closefd=False) as zwriter:
+    with compressor.stream_writer(counted, closefd=False) as zwriter:  # type: ignore[arg-type]  # a file-like writer
         tar_counter = _HashingWriter(zwriter, hashing=False)  # the uncompressed tar's size
-        with tarfile.open(fileobj=tar_counter, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+        with tarfile.open(fileobj=tar_counter, mode="w|", format=tarfile.GNU_FORMAT) as tar:  # type: ignore[call-overload]
             for path in _members(root):
                 info = _tarinfo(root, path)
                 if info.name in skipped:
@@ -212,9 +213,9 @@ def unpack_verified(source: BinaryIO, dest: Path, expected: Mapping[str, Mapping
     decompressor = zstandard.ZstdDecompressor()
     counted = _CountingReader(source)
     try:
-        with decompressor.stream_reader(counted, read_size=CHUNK, closefd=False) as raw:
+        with decompressor.stream_reader(counted, read_size=CHUNK, closefd=False) as raw:  # type: ignore[arg-type]
             limited = _LimitedReader(raw, uncompressed_size, what)
-            with tarfile.open(fileobj=limited, mode="r|", bufsize=CHUNK) as tar:  # type: ignore[arg-type]
+            with tarfile.open(fileobj=limited, mode="r|", bufsize=CHUNK) as tar:  # type: ignore[call-overload]
                 for member in tar:
                     _extract_member(tar, member, dest, expected, seen, what)
             # tarfile stops at the end-of-archive marker: drain so truncation/trailing junk shows.
@@ -270,7 +271,7 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path,
     handle = tar.extractfile(member)
     assert handle is not None
     with open(target, "wb") as out:
-        digest = _copy_hashing(handle, out)
+        digest = _copy_hashing(handle, out)  # type: ignore[arg-type]  # tarfile hands out IO[bytes]
     if digest.hexdigest() != promise.get("sha256"):
         raise ArtifactRejectedError(f"{what}: {name}: sha256 {digest.hexdigest()} does not match the signed metadata ({promise.get('sha256')})")
     os.chmod(target, int(promise.get("mode", 0o644)) & 0o7777)

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
+from ..platform import Platform
 from ..errors import HostError
 from ..processes import stop_process
 from ..profiles import Profile
@@ -237,7 +238,7 @@ def _judge(check: HostCheck, profile: Profile) -> None:
     if not check.reachable:
         return
     facts = check.facts
-    want_arch = profile.platform.split("/", 1)[-1].replace("arm64", "aarch64")
+    want_arch = Platform.parse(profile.platform).uname_machine   # facts' arch is `uname -m`
     if facts.get("arch") != want_arch:
         check.problems.append(f"architecture {facts.get('arch')}, profile {profile.name} needs {want_arch}")
     python = str(facts.get("python", ""))

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..compat import Target as WheelTarget
+from ..compat import normalize_arch, require_fit, target_of
 from ..errors import DeployError, HostError
 from ..profiles import Profile
 from .agent import relay_agent
@@ -29,6 +31,7 @@ from .hosts.local import LocalHost
 from .hosts.ssh import SshHost
 from .hostscripts import (CLEAN_INCOMING, EXIT_NO_PREVIOUS, INSTALL, PROBE, ROLLBACK,
                           VERIFY, parse_probe, run_script)
+from . import needed_libs
 from .table import render_table
 from .wheelhouse import WheelFile, Wheelhouse
 
@@ -92,7 +95,7 @@ def targets_of(cluster: ClusterConfig, profile: Profile, agent_socket: Optional[
     return targets
 
 
-def _parallel(targets: Sequence[Target], work: Callable[[Target], None]) -> None:
+def _parallel(targets: Sequence[Target], work: Callable[[Target], object]) -> None:
     """Run ``work`` on every target at once; a HostError fails that target only."""
     def guarded(target: Target) -> None:
         if target.failed:
@@ -111,7 +114,13 @@ def _parallel(targets: Sequence[Target], work: Callable[[Target], None]) -> None
 def deploy(cluster: ClusterConfig, profile: Profile, wheelhouse: Wheelhouse, *,
            report: Report = print, relay: bool = True, chunk_cache: Optional[ChunkCache] = None,
            hosts: Optional[Sequence[str]] = None) -> List[Target]:
-    """Deploy ``wheelhouse`` for ``profile`` to the cluster's hosts; returns one Target per install."""
+    """Deploy ``wheelhouse`` for ``profile`` to the cluster's hosts; returns one Target per install.
+
+    Raises CompatError before any host is contacted if a wheel does not fit the profile
+    (or its pip is not shipped); a host whose arch or glibc does not match the profile
+    is failed after the probe, before a byte is copied to it."""
+    accepts = target_of(profile)
+    require_fit([w.name for w in wheelhouse.wheels], accepts, f"deploy: wheelhouse {wheelhouse.path.name}")
     vid = venv_id(wheelhouse)
     keys = sorted({s.key for s in cluster.hosts if s.transport == "ssh" and s.key})
     use_agent = relay and any(s.transport == "ssh" for s in cluster.hosts)
@@ -121,6 +130,9 @@ def deploy(cluster: ClusterConfig, profile: Profile, wheelhouse: Wheelhouse, *,
             report(f"deploy: {wheelhouse.path.name} ({len(wheelhouse.wheels)} wheels, "
                    f"{wheelhouse.total_bytes / 1e6:.1f} MB) -> {', '.join(n for t in targets for n in t.serves)}")
             _parallel(targets, lambda t: _probe(t, profile))
+            for target in targets:
+                if not target.failed:
+                    _refuse_unfit_host(target, profile, accepts)
             todo = [t for t in targets if not t.failed and not _up_to_date(t, vid)]
             for target in targets:
                 if not target.failed and target not in todo:
@@ -146,6 +158,21 @@ def _probe(target: Target, profile: Profile) -> None:
     target.probe = parse_probe(result.stdout)
     if target.probe.get("python", ["missing"])[0] == "missing":
         raise HostError(f"{target.host.name}: no Python at {target.python!r} on the host")
+
+
+def _refuse_unfit_host(target: Target, profile: Profile, accepts: WheelTarget) -> None:
+    """Fail a host whose arch (or older glibc) cannot run the profile's wheels: nothing
+    is copied to it and its ``current`` stays as it is."""
+    arch = normalize_arch(target.probe.get("arch", [""])[0])
+    name = ", ".join(target.serves)
+    if arch != accepts.arch:
+        target.fail(f"host {name} has architecture {arch or 'unknown'}, profile {profile.name} is "
+                    f"{profile.platform} (its wheels are for {accepts.arch}); refused before copying anything")
+        return
+    glibc = target.probe.get("glibc", [""])[0].strip().split(".")
+    if len(glibc) >= 2 and all(p.isdigit() for p in glibc[:2]) and (int(glibc[0]), int(glibc[1])) < accepts.glibc:
+        target.fail(f"host {name} has glibc {'.'.join(glibc)}, profile {profile.name} needs "
+                    f"{accepts.glibc[0]}.{accepts.glibc[1]}; refused before copying anything")
 
 
 def _up_to_date(target: Target, vid: str) -> bool:
@@ -253,11 +280,12 @@ def _install(target: Target, profile: Profile, wheelhouse: Wheelhouse, vid: str,
     home = target.host.home
     pdir = target.host.profile_dir(profile.name)
     target.host.put(wheelhouse.lock, f"{pdir}/.lock-{vid}.txt", timeout=120)
+    target.host.put(Path(needed_libs.__file__), f"{pdir}/.needed-libs-{vid}.py", timeout=120)
     wheels = [wheel_path(home, w) for w in wheelhouse.wheels]
     report(f"deploy: {', '.join(target.serves)}: installing {len(wheels)} wheels into {pdir}/{vid}")
     result = run_script(target.host, INSTALL,
                         [pdir, vid, target.python, wheelhouse.pip_wheel.name if wheelhouse.pip_wheel else "",
-                         profile.check_import, *wheels],
+                         profile.check_import, "1", *wheels],
                         timeout=INSTALL_TIMEOUT)
     if not result.ok:
         lines = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
@@ -309,5 +337,7 @@ def raise_for_failures(targets: Sequence[Target], what: str) -> None:
     failed = [(name, t.detail) for t in targets if t.failed for name in t.serves]
     if failed:
         names = ", ".join(name for name, _ in failed)
-        raise DeployError(f"{what} failed on {len(failed)} of {sum(len(t.serves) for t in targets)} hosts: {names}",
+        details = "".join(f"\n  {name}: {detail}" for name, detail in failed if detail)
+        raise DeployError(f"{what} failed on {len(failed)} of {sum(len(t.serves) for t in targets)} hosts: {names}"
+                          f"{details}",
                           hint="fix the cause shown in the table and rerun: only what is missing is redone")

@@ -21,11 +21,13 @@ EXIT_HASH_MISMATCH = 7
 EXIT_INSTALL_FAILED = 8
 EXIT_CHECK_FAILED = 9
 EXIT_NO_PREVIOUS = 10
+EXIT_LIBS_MISSING = 11   # needed_libs.py: an extension's shared library does not resolve on the host
 
 PROBE = r"""
 home=$1; profile=$2; py=$3
 pdir="$home/venvs/$profile"
 echo "arch=$(uname -m)"
+echo "glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed 's/^glibc //')"
 echo "python=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null || echo missing)"
 echo "current=$(readlink "$pdir/current" 2>/dev/null)"
 if [ -f "$pdir/current/.piforge-ok" ]; then echo ok=1; else echo ok=0; fi
@@ -87,7 +89,7 @@ mv -f "$final.part" "$final"
 # Build a new venv beside the active one; switch `current` only after the check import.
 INSTALL = r"""
 set -u
-pdir=$1; vid=$2; py=$3; pipwhl=$4; check=$5; shift 5
+pdir=$1; vid=$2; py=$3; pipwhl=$4; check=$5; libs=$6; shift 6
 v="$pdir/$vid"
 fail() { code=$1; shift; echo "$*" >&2; [ "$(readlink "$pdir/current" 2>/dev/null)" = "$vid" ] || rm -rf "$v"; exit "$code"; }
 mkdir -p "$pdir" || exit 8
@@ -104,11 +106,23 @@ run_pip() {
 mkdir -p "$v/.wheelhouse" || fail 8 "cannot write $v"
 while [ $# -gt 0 ]; do ln -sf "$1" "$v/.wheelhouse/"; shift; done
 mv -f "$pdir/.lock-$vid.txt" "$v/piforge-lock.txt" || fail 8 "lock file missing"
+if [ "$libs" = 1 ]; then mv -f "$pdir/.needed-libs-$vid.py" "$v/piforge-needed-libs.py" || fail 8 "needed_libs.py missing"; fi
 export PIP_CONFIG_FILE=/dev/null PIP_NO_INPUT=1   # the host's pip.conf must not redirect this install
 run_pip install \
   --no-index --no-deps --no-cache-dir --disable-pip-version-check --no-warn-script-location \
   --find-links "$v/.wheelhouse" --require-hashes -r "$v/piforge-lock.txt" >"$pdir/install-$vid.log" 2>&1 \
   || { grep -v '^ *$' "$pdir/install-$vid.log" | tail -n 3 >&2; fail 8 "pip install failed (log: $pdir/install-$vid.log)"; }
+# Every extension's shared libraries must resolve HERE (a wheel built against a build
+# image's libopenblas fails now, naming library and wheel, not at import in a job).
+if [ "$libs" = 1 ]; then
+  "$v/bin/python" "$v/piforge-needed-libs.py" "$v" "$v/.wheelhouse"/*.whl >"$v/piforge-libs.out" 2>&1
+  status=$?
+  if [ "$status" -ne 0 ]; then
+    why=$(head -n 5 "$v/piforge-libs.out" | sed 's/^missing //' | tr '\n' ';' | sed 's/;$//; s/;/; /g')
+    if [ "$status" -eq 11 ]; then fail 11 "shared libraries missing on this host: $why"; fi
+    fail 11 "needed-libraries check failed (exit $status): $why"
+  fi
+fi
 rm -rf "$v/.wheelhouse"
 # Runs with the profile's job environment (e.g. TF_USE_LEGACY_KERAS=1), as jobs will.
 "$v/bin/python" -c '
@@ -172,7 +186,7 @@ exit 0
 """
 
 
-def run_script(host: Host, script: str, args: Sequence[str], *, timeout: float,
+def run_script(host: Host, script: str, args: Sequence[object], *, timeout: float,
                check: bool = False) -> CommandResult:
     """Run one of the scripts above with positional ``args`` ($1, $2, ...)."""
     return host.run(["sh", "-c", script, "piforge", *[str(a) for a in args]], timeout=timeout, check=check)

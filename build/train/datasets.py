@@ -51,7 +51,7 @@ def dataset_file(name: str, report: Optional[Callable[[str], None]] = None) -> P
 
     drv = derive(load_recipes(), info.recipe)
     try:
-        path = realise(drv, **({"report": report} if report else {}))
+        path = realise(drv, **({"report": report} if report else {}))  # type: ignore[arg-type]
     except FetchError as error:
         raise TrainingError(f"dataset {name}: {error.message}", hint=info.manual) from None
     target = path / info.filename

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .console_filter import is_startup_noise
 from .records import RunRecord, parse_event
 
 Endpoint = Tuple[str, int]
@@ -105,7 +106,8 @@ class _Worker:
                 if fields["kind"] == "first_step":
                     self.mark_ready()
                 continue
-            self.echo(self.spec.name, line)
+            if not is_startup_noise(line):  # the host's log file above keeps it
+                self.echo(self.spec.name, line)
 
     def mark_ready(self) -> None:
         if self.ready_at is None:
@@ -176,6 +178,9 @@ class Supervisor:
             for worker in self.workers:
                 code = codes[worker.spec.name]
                 if code is not None and code != 0:
+                    # The process has exited; its last lines may still be in the pipe:
+                    # let the reader drain them (EOF comes at once) so the cause shows them.
+                    worker.reader.join(timeout=2)
                     tail = worker.error_tail()
                     return Outcome(status="failed", host=worker.spec.name, ready_after=ready_after,
                                    cause=f"worker on {worker.spec.name} {describe_exit(code)}"
@@ -192,7 +197,7 @@ class Supervisor:
                     worker.mark_ready()
             if ready_after is None:
                 if all(w.ready_at is not None for w in self.workers):
-                    ready_after = round(max(w.ready_at for w in self.workers) - start, 2)  # type: ignore[type-var]
+                    ready_after = round(max(w.ready_at for w in self.workers) - start, 2)  # type: ignore[type-var, operator]
                     self.record.update(ready_after=ready_after)
                 elif now - start > self.deadlines.startup:
                     late = [w for w in self.workers if w.ready_at is None]

@@ -51,7 +51,7 @@ class LocalHost(Host):
               stderr: object = subprocess.STDOUT) -> "subprocess.Popen[bytes]":
         try:
             # Own process group, so stopping a worker also stops what it started.
-            return subprocess.Popen([str(a) for a in argv], cwd=cwd, env=self._environment(env),
+            return subprocess.Popen([str(a) for a in argv], cwd=cwd, env=self._environment(env),  # type: ignore[call-overload]
                                     stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                                     start_new_session=True)
         except OSError as error:

@@ -157,7 +157,7 @@ class SshHost(Host):
               stderr: object = subprocess.STDOUT) -> "subprocess.Popen[bytes]":
         command = stop_on_hangup(remote_command([str(a) for a in argv], env, cwd))
         # stdin stays an open pipe: closing it (or killing ssh) stops the remote command.
-        return subprocess.Popen(self.ssh_argv(command), stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,
+        return subprocess.Popen(self.ssh_argv(command), stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,  # type: ignore[call-overload]
                                 start_new_session=True, env=self._environment())
 
     def put(self, local: Path, remote: str, *, timeout: float = 600.0) -> None:

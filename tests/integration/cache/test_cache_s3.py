@@ -6,9 +6,7 @@ credentials never appear in any output or in the metadata."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, List
 
@@ -21,6 +19,7 @@ from build.derivation import derive
 from build.recipe import load_recipes
 from build.store import Store
 from prerequisites import require_root
+from tests.cli import run_piforge
 from tests.moto_s3 import MotoS3, moto_s3  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -38,11 +37,8 @@ class Doit:
 
     def __call__(self, *args: str, home: Path, config: Path, check: bool = True,
                  **env: str) -> subprocess.CompletedProcess:
-        environ = dict(os.environ, PIFORGE_HOME=str(home), PIFORGE_CONFIG=str(config), PYTHONPATH=str(REPO),
-                       PIFORGE_RECIPES=str(REPO / "recipes"), **self.aws)
-        environ.update(env)
-        result = subprocess.run([sys.executable, "-m", "doit", *args], cwd=str(REPO), env=environ, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=900)
+        result = run_piforge(*args, home=home, recipes=REPO / "recipes", timeout=900,
+                             env={"PIFORGE_CONFIG": str(config), **self.aws, **env})
         self.outputs += [result.stdout, result.stderr]
         assert result.returncode == 0 or not check, f"doit {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         assert "Traceback" not in result.stderr, result.stderr

@@ -8,9 +8,7 @@ once per CI run, whichever test needs them first.
 """
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict
 
@@ -22,6 +20,7 @@ from build.derivation import derive
 from build.recipe import load_recipes
 from build.store import Store
 from prerequisites import require_root, require_tool
+from tests.cli import run_piforge
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +30,8 @@ RECIPE = "wrapt"
 
 def doit(*args: str, home: Path, config: Path, timeout: int = 1500, check: bool = True,
          recipes: Path = REPO / "recipes") -> subprocess.CompletedProcess:
-    env = dict(os.environ, PIFORGE_HOME=str(home), PIFORGE_CONFIG=str(config), PYTHONPATH=str(REPO),
-               PIFORGE_RECIPES=str(recipes))
-    result = subprocess.run([sys.executable, "-m", "doit", *args], cwd=str(REPO), env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    assert result.returncode == 0 or not check, f"doit {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
+    return run_piforge(*args, home=home, recipes=recipes, env={"PIFORGE_CONFIG": str(config)},
+                       timeout=timeout, check=check)
 
 
 def files_of(path: Path) -> Dict[str, bytes]:

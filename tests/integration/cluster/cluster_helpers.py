@@ -1,15 +1,14 @@
 """Helpers of the cluster integration tests (run doit, make profiles, ask hosts)."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, Optional
 
 from build.cluster.config import HostSpec
 from build.cluster.hosts import open_host
 from build.profiles import Profile
+from tests.cli import run_piforge
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -17,18 +16,15 @@ REPO = HERE.parents[2]
 
 def doit(*args: str, home: Path, recipes: Path, extra_env: Dict[str, str] = {},
          check: bool = True, timeout: int = 2400) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PIFORGE_HOME=str(home), PIFORGE_RECIPES=str(recipes), PYTHONPATH=str(REPO),
-               **extra_env)
-    result = subprocess.run([sys.executable, "-m", "doit", *args], cwd=str(REPO), env=env,
-                            capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"doit {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+    return run_piforge(*args, home=home, recipes=recipes, env=extra_env, check=check, timeout=timeout)
 
 
 def make_profile(name: str = "test", check_import: str = "wrapt, six", host_python: str = "/usr/bin/python3",
-                 platform: str = "linux/x86_64", python: str = "3.11") -> Profile:
+                 platform: str = "linux/x86_64", python: str = "3.11", glibc: str = "2.31",
+                 pip: str = "24.3.1") -> Profile:
+    # glibc 2.31: what the oldest test host (a bullseye arm64 rootfs) has; pip: the test wheelhouses'.
     return Profile(name=name, description="test profile", os="debian-12", platform=platform, python=python,
+                   glibc=glibc, pip=pip,
                    tensorflow="none", wheelhouse="wheelhouse-test-x86", host_python=host_python,
                    check_import=check_import, job_env={"PIFORGE_TEST_ENV": "1"})
 

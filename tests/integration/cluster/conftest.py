@@ -39,6 +39,7 @@ def cluster_recipes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(REPO / "recipes" / "wrapt.toml", directory)
     if wrapt.builder.base:
         shutil.copy(REPO / "recipes" / f"{wrapt.builder.base}.toml", directory)
+    shutil.copy(REPO / "recipes" / "auditwheel.toml", directory)   # yamlext repairs with it
     return directory
 
 

@@ -8,7 +8,7 @@ import stat
 import threading
 import time
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable
 
 import pytest
 
@@ -63,7 +63,7 @@ def test_link_down(sim_cluster: SimCluster, wheelhouse: Wheelhouse, piforge_home
 
 def test_sshd_killed_mid_copy(sim_cluster: SimCluster, wheelhouse: Wheelhouse, piforge_home: Path,
                               tmp_path: Path) -> None:
-    a, b = sim_cluster.add_host("a"), sim_cluster.add_host("b")
+    a, _b = sim_cluster.add_host("a"), sim_cluster.add_host("b")
     # Slow a's link so the copy is still running when its sshd dies.
     sh("tc", "qdisc", "add", "dev", a.veth_bridge_side, "root", "tbf", "rate", "2mbit", "burst", "32kb",
        "latency", "50ms")

@@ -1,34 +1,27 @@
 """Run piforge's doit tasks as a user would, against the shared test home."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from tests.cli import piforge_argv, piforge_env, run_piforge
 
 REPO = Path(__file__).resolve().parents[3]
 EM_AARCH64, EM_X86_64 = 183, 62
 
 
 def doit_argv(*args: str) -> List[str]:
-    return [sys.executable, "-m", "doit", "-f", str(REPO / "dodo.py"), "--dir", str(REPO), *args]
+    return piforge_argv(*args)
 
 
 def doit_env(home: Path, recipes: Optional[Path] = None, **extra: str) -> Dict[str, str]:
-    env = dict(os.environ, PIFORGE_HOME=str(home), PYTHONPATH=str(REPO), **extra)
-    env["PIFORGE_RECIPES"] = str(recipes or REPO / "recipes")
-    return env
+    return piforge_env(home, recipes or REPO / "recipes", extra)
 
 
 def run_doit(*args: str, home: Path, recipes: Optional[Path] = None, check: bool = True,
              timeout: int = 1800) -> subprocess.CompletedProcess:
-    result = subprocess.run(doit_argv(*args), cwd=str(REPO), env=doit_env(home, recipes),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"doit {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return result
+    return run_piforge(*args, home=home, recipes=recipes or REPO / "recipes", check=check, timeout=timeout)
 
 
 def store_path(result: subprocess.CompletedProcess) -> Path:

@@ -8,7 +8,6 @@ import shutil
 import textwrap
 import zipfile
 from pathlib import Path
-from typing import Iterator, Tuple
 
 import pytest
 

@@ -2,14 +2,13 @@
 broken cluster.toml, misspelt variables, and the file-load count of `list`."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import pytest
+from cli import run_piforge
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -31,10 +30,8 @@ hosts = ["h0", "h1"]
 """
 
 
-def piforge(*args: str, home: Path, env: Dict[str, str] = {}) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, PIFORGE_HOME=str(home), PYTHONPATH=str(REPO), **env)
-    return subprocess.run([sys.executable, "-m", "build.main", *args], cwd=str(REPO), env=environment,
-                          capture_output=True, text=True, timeout=300)
+def piforge(*args: str, home: Path, env: Optional[Dict[str, str]] = None) -> "subprocess.CompletedProcess[str]":
+    return run_piforge(*args, home=home, env=env, timeout=300)
 
 
 @pytest.fixture

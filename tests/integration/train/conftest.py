@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
 import pytest
+
+from tests import cli
 
 REPO = Path(__file__).resolve().parents[3]
 PROFILES = ("local", "local-py38-tf2.2")
@@ -131,8 +132,8 @@ def free_port() -> int:
 
 
 def piforge_command(*args: str) -> List[str]:
-    """`./piforge ARGS` without the venv check: piforge's main (doit) under this interpreter."""
-    return [sys.executable, "-m", "build.main", *args]
+    """`./piforge ARGS` without the venv check (tests/cli.py)."""
+    return cli.piforge_argv(*args)
 
 
 @pytest.fixture
@@ -140,24 +141,17 @@ def start_piforge(piforge_home: Path):  # type: ignore[no-untyped-def]
     """Start `./piforge ARGS` in the background (for faults injected mid-run)."""
 
     def start(*args: str) -> "subprocess.Popen[str]":
-        env = dict(os.environ, PIFORGE_HOME=str(piforge_home), PYTHONPATH=str(REPO))
-        return subprocess.Popen(piforge_command(*args), cwd=str(REPO), env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return cli.start_piforge(*args, home=piforge_home)
 
     return start
 
 
 @pytest.fixture
 def run_piforge(piforge_home: Path):  # type: ignore[no-untyped-def]
-    """Run `./piforge ARGS` (doit) in a subprocess; returns (returncode, output, seconds)."""
-    import time
+    """Run `./piforge ARGS` in a subprocess (stderr joins stdout, echoed for the test log)."""
 
     def run(*args: str, timeout: float = 600) -> "subprocess.CompletedProcess[str]":
-        env = dict(os.environ, PIFORGE_HOME=str(piforge_home), PYTHONPATH=str(REPO))
-        started = time.monotonic()
-        result = subprocess.run(piforge_command(*args), cwd=str(REPO), env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, timeout=timeout)
-        result.seconds = time.monotonic() - started  # type: ignore[attr-defined]
+        result = cli.run_piforge(*args, home=piforge_home, timeout=timeout, merge_stderr=True)
         print(result.stdout[-6000:])
         return result
 

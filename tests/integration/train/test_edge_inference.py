@@ -50,10 +50,10 @@ def test_train_export_infer_on_the_local_cluster(test_cluster, run_piforge, pifo
     assert (run / "infer" / "latency.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in (run / "infer").glob("h*.json")) == ["h0.json", "h1.json"]
 
-    # a clear error (exit code 11, no traceback) for a run without its saved model
+    # a clear error (exit code 12, ExportError, no traceback) for a run without its saved model
     shutil.rmtree(run / "model")
     failed = run_piforge("export:mnist", f"cluster={cluster}", f"run={run.name}")
-    assert failed.returncode == 11 and "has no saved model" in failed.stdout, failed.stdout
+    assert failed.returncode == 12 and "has no saved model" in failed.stdout, failed.stdout
 
 
 def test_tf22_export_keeps_float_io_and_runs_in_its_interpreter(test_cluster, run_piforge, piforge_home: Path):

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import pytest
 
@@ -109,7 +109,7 @@ def test_custom_script_job_from_cluster_toml(test_cluster, run_piforge):
     result = run_piforge("train:price", f"cluster={cluster}", "epochs=6")
     assert result.returncode == 0, result.stdout
     for worker in ("h0 | worker 0", "h1 | worker 1"):
-        line = next(l for l in result.stdout.splitlines() if worker in l)
+        line = next(text for text in result.stdout.splitlines() if worker in text)
         weight = float(line.split("= ")[1].split(" *")[0])
         assert abs(weight - 3.0) < 0.3, line
     assert result.stdout.count("Epoch 6/6") == 2

@@ -27,7 +27,7 @@ def test_two_workers_reach_80_percent_with_record_and_report(test_cluster, run_p
     accuracy = [line for line in result.stdout.splitlines() if line.startswith("test_accuracy=")]
     assert accuracy and float(accuracy[-1].split("=")[1]) >= 0.80
     lines = result.stdout.splitlines()
-    assert any(l.startswith("h0 | Epoch 3/3") for l in lines) and any(l.startswith("h1 | Epoch 3/3") for l in lines)
+    assert any(ln.startswith("h0 | Epoch 3/3") for ln in lines) and any(ln.startswith("h1 | Epoch 3/3") for ln in lines)
 
     (run,) = list((piforge_home / "runs").iterdir())
     info = json.loads((run / "run.json").read_text())

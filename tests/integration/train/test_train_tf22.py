@@ -18,8 +18,8 @@ def test_mnist_on_tf22(test_cluster, run_piforge, piforge_home: Path):
     assert result.returncode == 0, result.stdout
     assert float(result.stdout.split("test_accuracy=")[-1].split()[0]) >= 0.80
     (run,) = (piforge_home / "runs").iterdir()
-    versions = {json.loads(l)["version"] for l in (run / "events.jsonl").read_text().splitlines()
-                if '"tf_imported"' in l}
+    versions = {json.loads(ev)["version"] for ev in (run / "events.jsonl").read_text().splitlines()
+                if '"tf_imported"' in ev}
     assert versions == {"2.2.0"}
     assert (run / "model" / "saved_model.pb").is_file()
 

@@ -10,9 +10,9 @@ import pytest
 from build.cache.metadata import metadata_key
 from build.cache.push import push_closure, push_one
 from build.cache.filesystem import FileRemote
-from build.cache.signing import SecretKey, TrustedKeys
+from build.cache.signing import SecretKey
 from build.cache.substitute import Substituter
-from build.errors import ArtifactRejectedError, CacheError
+from build.errors import CacheError
 from build.store import Store
 
 

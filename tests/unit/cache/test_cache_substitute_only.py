@@ -4,7 +4,6 @@ The doit path (build:X and wheel with substitute_only=1) runs in
 tests/integration/cache/test_cache_s3.py against a real S3 server."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

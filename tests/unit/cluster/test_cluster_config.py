@@ -127,7 +127,7 @@ def test_validation_errors(tmp_path: Path, text: str, needle: object, field: str
     assert error.field == field
     assert problem in error.problem
     if needle is not None:
-        expected = needle if isinstance(needle, int) else last_line_with(text, needle)
+        expected = needle if isinstance(needle, int) else last_line_with(text, str(needle))
         assert error.line == expected, str(error)
     assert str(error).startswith(f"{error.path}:")
 

@@ -97,7 +97,7 @@ def test_install_with_a_python_that_cannot_make_venvs_leaves_nothing(tmp_path: P
     fake_venv(pdir, "v-old")
     (pdir / "current").symlink_to("v-old")
     (pdir / ".lock-v-new.txt").write_text("")
-    result = run_script(host, INSTALL, [pdir, "v-new", "/bin/false", "pip.whl", "json"], timeout=60)
+    result = run_script(host, INSTALL, [pdir, "v-new", "/bin/false", "pip.whl", "json", "0"], timeout=60)
     assert result.returncode == 8 and "cannot create a venv" in result.stderr
     assert not (pdir / "v-new").exists()
     assert (pdir / "current").resolve().name == "v-old"

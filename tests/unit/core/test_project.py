@@ -14,7 +14,7 @@ from build.project import Project
 def test_derivations_compute_each_builder_identity_once(monkeypatch: pytest.MonkeyPatch, piforge_home: Path) -> None:
     calls = []
     real = build.derivation.builder_identity
-    monkeypatch.setattr(build.derivation, "builder_identity", lambda recipe: calls.append(recipe.name) or real(recipe))
+    monkeypatch.setattr(build.derivation, "builder_identity", lambda recipe: calls.append(recipe.name) or real(recipe))  # type: ignore[func-returns-value]
     here = Project(parse_options({}))
     assert here.derivations is here.derivations
     assert sorted(calls) == sorted(here.recipes) and len(calls) == len(set(calls))

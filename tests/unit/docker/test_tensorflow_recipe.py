@@ -42,7 +42,8 @@ def test_rendered_bazel_invocation_carries_every_flag_of_the_users_notes() -> No
                    "--local_ram_resources="):
         assert any(a.startswith(prefix) for a in argv), prefix
     startup, command = argv[:argv.index("build")], argv[argv.index("build"):]
-    assert all(a.startswith("--output") for a in startup[1:])   # startup options before the command
+    # startup options before the command: the caches' and the JVM heap cap (audit item 7)
+    assert all(a.startswith(("--output", "--host_jvm_args=")) for a in startup[1:])
     assert command[-1] == "//tensorflow/tools/pip_package:build_pip_package"
 
 
@@ -85,7 +86,7 @@ def test_every_pinned_source_of_the_tf_chain_cites_where_its_hash_was_published(
 
 
 def test_dockerfile_change_changes_the_image_hash(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import build.builders.docker as docker_builder
+    import build.builder_kinds as docker_builder
 
     recipes = load_recipes()
     before = derive(recipes, "image-aarch64").hash

@@ -41,8 +41,8 @@ def test_binfmt_problems_say_exactly_what_to_run(monkeypatch: pytest.MonkeyPatch
 def test_only_network_phases_get_resolv_conf() -> None:
     paths = [Path("/b"), Path("/u"), Path("/w"), Path("/r")]
     binds = [(Path("/store/x"), "/piforge/inputs/x", True), (Path("/o"), "/piforge/out", False)]
-    online = ChrootBuilder._setup_script(*paths, binds, network=True)
-    offline = ChrootBuilder._setup_script(*paths, binds, network=False)
+    online = ChrootBuilder._setup_script(*paths, binds, network=True)  # type: ignore[misc, arg-type]  # mypy misreads *paths before a positional
+    offline = ChrootBuilder._setup_script(*paths, binds, network=False)  # type: ignore[misc, arg-type]
     assert "mount -o remount,bind,ro '/r''/piforge/inputs/x'" in offline
     assert "remount,bind,ro '/r''/piforge/out'" not in offline
     assert "cp /etc/resolv.conf" in online and "cp /etc/resolv.conf" not in offline
