@@ -1,19 +1,15 @@
 """`doit compat`: every shipped profile passes; an old-pip profile fails naming grpcio."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+from cli import REPO, run_piforge
 
 
-def run_compat(tmp_path: Path, *args: str, profiles: Path = REPO / "profiles") -> subprocess.CompletedProcess:
-    env = dict(os.environ, PIFORGE_HOME=str(tmp_path / "home"), PIFORGE_PROFILES=str(profiles),
-               PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "doit", "compat", *args], cwd=str(REPO), env=env,
-                          capture_output=True, text=True, timeout=300)
+def run_compat(tmp_path: Path, *args: str, profiles: Path = REPO / "profiles") -> "subprocess.CompletedProcess[str]":
+    return run_piforge("compat", *args, home=tmp_path / "home", env={"PIFORGE_PROFILES": str(profiles)},
+                       timeout=300)
 
 
 def test_every_shipped_profile_passes(tmp_path: Path) -> None:
