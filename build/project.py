@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Generic, List, Optional, TypeVar
 
@@ -88,8 +89,14 @@ class Project:
     def recipe_names(self) -> List[str]:
         """Names to make per-recipe tasks for. With a broken recipe: every recipe file's
         stem, so the tasks exist and report the recipe error when run."""
-        if self.recipe_error() is None:
+        error = self.recipe_error()
+        if error is None:
             return list(self.derivations)
+        if not getattr(error, "reported", False):
+            # Said once, when the tasks are made (so `list` shows it too); the tasks that
+            # then fail on it only exit with its code (friendly() does not repeat it).
+            print(f"piforge: error: {error}", file=sys.stderr, flush=True)
+            error.reported = True  # type: ignore[attr-defined]
         from .paths import recipes_dir
         return sorted(path.stem for path in recipes_dir().glob("*.toml"))
 

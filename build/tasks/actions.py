@@ -24,7 +24,8 @@ def friendly(function: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = function(*args, **kwargs)
         except PiforgeError as error:
-            print(f"piforge: error: {error}", file=sys.stderr, flush=True)
+            if not getattr(error, "reported", False):  # a broken recipe is said when tasks load
+                print(f"piforge: error: {error}", file=sys.stderr, flush=True)
             outcome.note_failure(error.exit_code)
             return TaskFailed(f"{type(error).__name__}: {error.message.splitlines()[0]}")
         except KeyboardInterrupt:
