@@ -152,7 +152,7 @@ def _attempts(cluster: Any, job: TrainingJob, hosts: Dict[str, Any], data: Optio
         entry.update(replaced_by=lineup.joined, spares_not_answering=lineup.skipped)
         record.update(attempts=attempts)
         say(f"restart {number} of {policy.max_restarts}: {', '.join(failed) or outcome.host} failed "
-            f"({outcome.cause.splitlines()[0]}); resuming from epoch {checkpoint.epoch if checkpoint else 0} "
+            f"({outcome.cause.splitlines()[0].split('; its last lines:')[0]}); resuming from epoch {checkpoint.epoch if checkpoint else 0} "
             f"on {', '.join(lineup.members)}"
             + (f" (spare {', '.join(lineup.joined)} in)" if lineup.joined else ""))
         members, pool = lineup.members, lineup.pool
