@@ -220,7 +220,9 @@ def _stage(job: TrainingJob, hosts: Dict[str, Any], tf_configs: Dict[str, Option
             ship_checkpoint(host, job_dir, checkpoint)
         elif checkpoint is None and fresh:
             clear_backup(host, job_dir)
-        env = dict(base_env, PIFORGE_MODEL_DIR=f"{job_dir}/model", PIFORGE_BACKUP_DIR=f"{job_dir}/{BACKUP_DIR}")
+        env = dict(base_env, PIFORGE_MODEL_DIR=f"{job_dir}/model")
+        if job.policy.enabled:  # a backup nobody restarts from is only cost (a Pi's SD card)
+            env["PIFORGE_BACKUP_DIR"] = f"{job_dir}/{BACKUP_DIR}"
         if data_name is not None:
             env["PIFORGE_DATA"] = f"{host.home}/datasets/{data_name}"
         config = tf_configs[name]
