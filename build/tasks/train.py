@@ -1,7 +1,8 @@
 """doit tasks of the train area: train:<job> for every job of the cluster file, report.
 
 Command-line variables: ``cluster=PATH``, ``profile=NAME``, ``workers=N``,
-``dataset=NAME|PATH``, ``python=PATH``, ``startup_timeout=S``; any other ``key=value`` must
+``dataset=NAME|PATH``, ``python=PATH``, ``startup_timeout=S``, ``max_restarts=N``
+``min_workers=N`` ``spares=a,b`` ``keep=NAME`` (elastic training); any other ``key=value`` must
 be a hyperparameter the job declares (``epochs=3 steps=50 batch=64 optimizer=adam
 lr=0.001`` for the built-in jobs): anything else is refused before a byte is deployed.
 """
