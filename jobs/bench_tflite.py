@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Batch-1 latency of exported TFLite models on this host, and of the Keras model itself.
 
-    python bench_tflite.py dir=DIR [repeats=200] [warmup=20]
+    python bench_tflite.py dir=DIR [repeats=200] [warmup=20] [models=float32,int8]
 
-DIR holds float32.tflite, int8.tflite, samples.npy (a fixed float32 batch, inputs as the
+DIR holds <model>.tflite for each of ``models`` (e.g. also dynamic), samples.npy (a fixed float32 batch, inputs as the
 model takes them) and optionally model/ (the SavedModel, for the Keras comparison). The
 runtime is the first of ai_edge_litert, tflite_runtime, tensorflow.lite that imports.
 Each model runs ``warmup`` untimed invokes, then ``repeats`` timed ones, with 1 thread and
@@ -24,8 +24,7 @@ if importlib.util.find_spec("tf_keras") is not None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DEFAULTS = {"dir": ".", "repeats": "200", "warmup": "20"}
-MODELS = ("float32", "int8")
+DEFAULTS = {"dir": ".", "repeats": "200", "warmup": "20", "models": "float32,int8"}
 
 
 def runtime() -> Tuple[str, str, Any]:
@@ -114,11 +113,11 @@ def time_calls(call: Any, inputs: List[Any], warmup: int, repeats: int) -> List[
     return samples
 
 
-def bench_tflite(directory: str, x: Any, warmup: int, repeats: int) -> Dict[str, Any]:
+def bench_tflite(directory: str, x: Any, warmup: int, repeats: int, models: List[str]) -> Dict[str, Any]:
     name, version, interpreter_class = runtime()
     cores = os.cpu_count() or 1
     result: Dict[str, Any] = {"runtime": name, "runtime_version": version, "models": {}}
-    for model_name in MODELS:
+    for model_name in models:
         entry: Dict[str, Any] = {}
         for threads in sorted({1, cores}):
             model = Model(interpreter_class, os.path.join(directory, f"{model_name}.tflite"), threads)
@@ -159,7 +158,8 @@ def main() -> None:
 
     x = np.load(os.path.join(params["dir"], "samples.npy")).astype(np.float32)
     warmup, repeats = int(params["warmup"]), int(params["repeats"])
-    result = bench_tflite(params["dir"], x, warmup, repeats)
+    models = [m for m in params["models"].split(",") if m]
+    result = bench_tflite(params["dir"], x, warmup, repeats, models)
     result["keras"] = bench_keras(params["dir"], x, warmup, repeats)
     result.update(cores=os.cpu_count() or 1, machine=platform.machine(), python=platform.python_version(),
                   batch=1, warmup=warmup, repeats=repeats)
