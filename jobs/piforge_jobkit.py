@@ -206,6 +206,103 @@ def save_model(model: Any, worker: Worker, model_dir: str) -> None:
     event("saved", path=target if worker.is_chief else None)
 
 
+# -- checkpoints every epoch, so a restarted job resumes (elastic training) ----------------
+# The launcher gives every worker a backup directory on its own host. The chief's copy is
+# the real one (``<dir>/chief/``, TF's own layout); the launcher moves it to every host of
+# the next attempt, so the hosts need no shared filesystem.
+BACKUP_ENV = "PIFORGE_BACKUP_DIR"
+EPOCH_MARK = "piforge-epoch.json"   # written by the chief after each complete backup
+
+
+def backup_callback_class() -> Any:
+    """Keras' BackupAndRestore (TF >= 2.3; `experimental` until 2.8), or None (TF 2.2)."""
+    import tensorflow as tf
+
+    found = getattr(tf.keras.callbacks, "BackupAndRestore", None)
+    experimental = getattr(tf.keras.callbacks, "experimental", None)
+    return found or getattr(experimental, "BackupAndRestore", None)
+
+
+def resume_callbacks(model: Any, worker: Worker, directory: Optional[str] = None) -> Tuple[List[Any], int]:
+    """Callbacks that back the training state up every epoch under ``directory`` (default
+    $PIFORGE_BACKUP_DIR; unset: no backups), and the epoch ``fit(initial_epoch=)`` starts at.
+
+    TF >= 2.3: Keras' BackupAndRestore, which restores and sets the epoch itself (so 0 is
+    returned). TF 2.2 predates it: the jobkit saves weights and optimizer state itself."""
+    directory = directory or os.environ.get(BACKUP_ENV)
+    if not directory:
+        return [], 0
+    keras_backup = backup_callback_class()
+    if keras_backup is not None:
+        backup, initial_epoch = keras_backup(directory), 0
+    else:
+        backup = _tf22_resume(model, worker, directory)
+        initial_epoch = backup.restore()
+    return [backup, _epoch_mark(worker, directory)], initial_epoch
+
+
+def _tf22_resume(model: Any, worker: Worker, directory: str) -> Any:
+    """TF 2.2's stand-in for BackupAndRestore: a tf.train.Checkpoint of model and optimizer
+    per epoch (``chief/ckpt-<epoch>``). Every worker saves (saving may sync variables across
+    workers, as MultiWorkerMirroredStrategy requires); only the chief into the real place."""
+    import tensorflow as tf
+
+    class Tf22Resume(tf.keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.read_dir = os.path.join(directory, "chief")
+            self.write_dir = self.read_dir if worker.is_chief else os.path.join(
+                directory, f"workertemp_{worker.index}")
+            self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+            self.manager = tf.train.CheckpointManager(self.checkpoint, self.write_dir, max_to_keep=1)
+
+        def restore(self) -> int:
+            latest = tf.train.latest_checkpoint(self.read_dir)
+            if not latest:
+                return 0
+            with model.distribute_strategy.scope():
+                # Slots made now are restored now, not deferred to the first step.
+                model.optimizer._create_all_weights(model.trainable_variables)
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            return int(latest.rsplit("-", 1)[1])
+
+        def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+            self.manager.save(checkpoint_number=epoch + 1)
+
+        def on_train_end(self, logs: Optional[Dict[str, Any]] = None) -> None:
+            # Like BackupAndRestore: a finished fit leaves no backup behind.
+            shutil.rmtree(self.write_dir, ignore_errors=True)
+
+    return Tf22Resume()
+
+
+def _epoch_mark(worker: Worker, directory: str) -> Any:
+    """After the backup callback: the chief notes the epoch its backup holds (for the
+    launcher, which cannot read a checkpoint), and every worker says where it resumed."""
+    import tensorflow as tf
+
+    class EpochMark(tf.keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.started = False
+
+        def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+            if not self.started:
+                self.started = True
+                event("resumed" if epoch else "fresh", epoch=epoch)
+
+        def on_epoch_end(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+            if not worker.is_chief:
+                return
+            mark = os.path.join(directory, EPOCH_MARK)
+            with open(mark + ".part", "w") as handle:
+                json.dump({"epoch": epoch + 1, "t": round(time.time(), 3)}, handle)
+            os.replace(mark + ".part", mark)
+            event("checkpoint", epoch=epoch + 1)
+
+    return EpochMark()
+
+
 def peak_rss_mb() -> float:
     import resource
 
@@ -215,9 +312,11 @@ def peak_rss_mb() -> float:
 def fit_evaluate_save(model: Any, dataset: Any, params: Dict[str, Any], worker: Worker,
                       arrays: Dict[str, Any], preprocess: Callable[[Any, Any], Tuple[Any, Any]],
                       to_labels: Callable[[Any], Any]) -> None:
-    """The end of every built-in job: fit with per-epoch events, test, save, exit."""
+    """The end of every built-in job: fit with per-epoch backups and events, test, save, exit."""
+    backups, initial_epoch = resume_callbacks(model, worker)
     model.fit(dataset, epochs=params["epochs"], steps_per_epoch=params["steps"], verbose=2,
-              callbacks=[history_callback(params["batch"], params["steps"])])
+              initial_epoch=initial_epoch,
+              callbacks=backups + [history_callback(params["batch"], params["steps"])])
     count = int(params.get("test_samples") or 0) or len(arrays["y_test"])
     accuracy = test_accuracy(model, arrays["x_test"][:count], arrays["y_test"][:count], preprocess, to_labels)
     finish(model, worker, accuracy, params["model_dir"])

@@ -24,6 +24,10 @@ Parsed once into frozen dataclasses; every user mistake is a ClusterConfigError
     hosts = ["pi01", "pi02"]  # default: every host, in file order
     roles = { pi01 = "chief" } # worker by default; chief, ps, evaluator
     strategy = "multi_worker_mirrored"   # or parameter_server (default: ps role present)
+    max_restarts = 0          # elastic training: restarts on the survivors (0: fail fast)
+    min_workers = 1           # fewer survivors (plus spares) than this: fail
+    spares = ["pi09"]         # hosts that replace failed ones
+    keep = "global_batch"     # or "per_worker_batch": what stays constant as workers change
     [jobs.mnist.params]       # free-form hyperparameters for the job script
     epochs = 20
 """
@@ -58,7 +62,11 @@ _HOST_DEFAULTS: Dict[str, Any] = {
 }
 _CLUSTER_KEYS = set(_HOST_DEFAULTS) | {"profile", "name"}
 _HOST_KEYS = set(_HOST_DEFAULTS) | {"name", "address", "tf_port"}
-_JOB_KEYS = {"hosts", "roles", "strategy", "params", "description", "accepts"}
+_JOB_KEYS = {"hosts", "roles", "strategy", "params", "description", "accepts",
+             "max_restarts", "min_workers", "spares", "keep"}
+KEEPS = ("global_batch", "per_worker_batch")
+# The per-worker batch parameter a job's params may name (built-in jobs: both mean `batch`).
+BATCH_PARAMS = ("batch", "per_worker_batch")
 _TOP_KEYS = {"cluster", "hosts", "jobs"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_TF_PORT = 12345
@@ -103,6 +111,10 @@ class JobSpec:
     description: str = ""
     accepts: Tuple[str, ...] = ()     # command-line parameters beyond params (custom scripts)
     passthrough: bool = False         # accepts = "*": every key=value goes to the script
+    max_restarts: int = 0             # elastic training (build/train/elastic.py); 0: fail fast
+    min_workers: int = 1
+    spares: Tuple[str, ...] = ()      # hosts outside ``hosts`` that may replace failed ones
+    keep: str = "global_batch"        # or "per_worker_batch"
 
     def role_of(self, host: str) -> str:
         return self.roles.get(host, "worker")
@@ -358,10 +370,68 @@ def _parse_job(doc: TomlDocument, job_name: str, entry: Any, hosts: Tuple[HostSp
             isinstance(a, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", a) for a in accepts))):
         raise doc.error(ClusterConfigError, at + ("accepts",),
                         'expected a list of parameter names, or "*" to pass every key=value through')
-    _check_addresses(doc, at, [by_name[n] for n in names])
+    elastic = _parse_elastic(doc, at, entry, names, by_name, broken, strategy, params)
+    _check_addresses(doc, at, [by_name[n] for n in list(names) + list(elastic["spares"])])
     return JobSpec(name=job_name, hosts=tuple(names), roles=roles, strategy=strategy, params=params,
                    description=description, accepts=() if accepts == "*" else tuple(accepts),
-                   passthrough=accepts == "*")
+                   passthrough=accepts == "*", **elastic)
+
+
+def _whole_number(doc: TomlDocument, keys: Tuple[str, ...], value: Any, lowest: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+        raise doc.error(ClusterConfigError, keys, f"expected a whole number >= {lowest}, got {value!r}")
+    return value
+
+
+def _parse_elastic(doc: TomlDocument, at: Tuple[str, ...], entry: Dict[str, Any], names: List[str],
+                   by_name: Dict[str, HostSpec], broken: set, strategy: str,
+                   params: Dict[str, Any]) -> Dict[str, Any]:
+    """max_restarts, min_workers, spares, keep of one job (elastic training)."""
+    max_restarts = _whole_number(doc, at + ("max_restarts",), entry.get("max_restarts", 0), 0)
+    min_workers = _whole_number(doc, at + ("min_workers",), entry.get("min_workers", 1), 1)
+    if min_workers > len(names):
+        raise doc.error(ClusterConfigError, at + ("min_workers",),
+                        f"{min_workers} is more than the job's {len(names)} host(s)")
+    spares = entry.get("spares", [])
+    if not isinstance(spares, list) or not all(isinstance(n, str) for n in spares):
+        raise doc.error(ClusterConfigError, at + ("spares",), "expected a list of host names")
+    for spare in spares:
+        if spare in broken:
+            raise _SaidAlready(spare)
+        if spare not in by_name:
+            raise doc.error(ClusterConfigError, at + ("spares",), f"unknown host {spare!r}",
+                            hint=f"hosts: {', '.join(by_name)}")
+        if spare in names or spares.count(spare) > 1:
+            raise doc.error(ClusterConfigError, at + ("spares",),
+                            f"host {spare!r} is listed twice (a spare is not one of the job's hosts)")
+    keep = entry.get("keep", "global_batch")
+    if keep not in KEEPS:
+        raise doc.error(ClusterConfigError, at + ("keep",), f"expected one of {', '.join(KEEPS)}, got {keep!r}")
+    if max_restarts and strategy != "multi_worker_mirrored":
+        raise doc.error(ClusterConfigError, at + ("max_restarts",),
+                        "restarts on the survivors need strategy = \"multi_worker_mirrored\"")
+    if max_restarts and keep == "global_batch":
+        for key in BATCH_PARAMS:
+            batch = params.get(key)
+            if isinstance(batch, int) and not isinstance(batch, bool):
+                bad = indivisible_worker_counts(batch * len(names), min_workers, len(names))
+                if bad:
+                    raise doc.error(ClusterConfigError, at + ("params", key),
+                                    batch_problem(batch, len(names), bad, min_workers))
+    return {"max_restarts": max_restarts, "min_workers": min_workers, "spares": tuple(spares), "keep": keep}
+
+
+def indivisible_worker_counts(global_batch: int, min_workers: int, workers: int) -> List[int]:
+    """Worker counts from min_workers to workers that cannot split ``global_batch`` evenly."""
+    return [n for n in range(min_workers, workers + 1) if global_batch % n]
+
+
+def batch_problem(per_worker: int, workers: int, bad: List[int], min_workers: int) -> str:
+    total = per_worker * workers
+    return (f"keep = \"global_batch\": the global batch {total} ({per_worker} x {workers} workers) does not "
+            f"divide by {', '.join(map(str, bad))} worker(s), which a restart down to min_workers = "
+            f"{min_workers} may leave; choose a batch that does, raise min_workers, "
+            "or keep = \"per_worker_batch\"")
 
 
 def _parse_roles(doc: TomlDocument, at: Tuple[str, ...], raw: Any, names: List[str]) -> Dict[str, str]:

@@ -16,7 +16,8 @@ from .context import project
 __all__ = ["task_train", "task_report"]
 
 # Options of the table that the launcher reads (as the strings the user typed).
-LAUNCH_OPTIONS = ("workers", "dataset", "python", "startup_timeout", "script", "files")
+LAUNCH_OPTIONS = ("workers", "dataset", "python", "startup_timeout", "script", "files",
+                  "max_restarts", "min_workers", "spares", "keep")
 
 
 def train_overrides() -> Dict[str, str]:

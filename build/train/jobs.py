@@ -23,6 +23,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from ..errors import TrainingError, UsageError
 from ..paths import REPO_ROOT
+from .elastic import POLICY_KEYS, ElasticPolicy, check_policy, policy_for
 
 JOBS_DIR = REPO_ROOT / "jobs"
 JOBKIT = JOBS_DIR / "piforge_jobkit.py"
@@ -37,7 +38,7 @@ LAUNCHER_KEYS = ("script", "dataset", "files", "workers")
 # ALIASES in jobs/piforge_jobkit.py, which must stay importable without piforge).
 BUILTIN_ALIASES = {"per_worker_batch": "batch", "steps_per_epoch": "steps", "learning_rate": "lr"}
 # Command-line variables that steer piforge itself, never passed to a script.
-CONTROL_KEYS = ("python", "startup_timeout")
+CONTROL_KEYS = ("python", "startup_timeout") + POLICY_KEYS
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class TrainingJob:
     dataset: Optional[str]         # name or path; None: the script brings its own data
     hosts: Tuple[str, ...]         # host names in TF index order (already cut to ``workers``)
     params: Dict[str, Any]         # passed to the script as key=value, in this order
+    policy: ElasticPolicy = ElasticPolicy()        # restarts on the survivors (elastic.py)
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the script's DEFAULTS
 
     @property
     def workers(self) -> int:
@@ -176,8 +179,10 @@ def resolve_job(cluster: Any, name: str, overrides: Mapping[str, str]) -> Traini
             raise TrainingError(f"workers={count}: job {name!r} has {len(hosts)} host(s) "
                                 f"({', '.join(hosts)}); expected 1..{len(hosts)}")
         hosts = hosts[:count]
+    policy = policy_for(cluster, name, overrides)
+    check_policy(policy, name, hosts, params, defaults)
     return TrainingJob(name=name, script=script, files=(JOBKIT,) + files, dataset=dataset,
-                       hosts=hosts, params=params)
+                       hosts=hosts, params=params, policy=policy, defaults=defaults)
 
 
 def cluster_for(cluster: Any, job: TrainingJob) -> Any:

@@ -5,18 +5,21 @@ build.cluster; this module only decides what to ship and start, and reads the re
 """
 from __future__ import annotations
 
+import dataclasses
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..cluster.hosts import open_host
 from ..cluster.tfconfig import render_tf_config, tf_config_json
 from ..errors import ProfileError, TrainingError
 from ..hashing import sha256_file
 from .datasets import dataset_file
+from .elastic import (BACKUP_DIR, Checkpoint, ElasticPolicy, answers_probe, attempt_params, clear_backup,
+                      failed_hosts, fetch_checkpoint, next_lineup, ship_checkpoint, time_lost)
 from .environment import ensure_deployed
 from .jobs import TrainingJob, cluster_for, resolve_job
 from .records import RunRecord, load_run, new_run_id
@@ -50,28 +53,26 @@ def train(cluster: Any, job_name: str, overrides: Mapping[str, str], *, say: Say
           runs_root: Optional[Path] = None,
           provide_wheelhouse: Optional[Callable[[Any], Any]] = None) -> TrainingResult:
     """Run ``job_name`` of ``cluster`` to completion; TrainingError (after cleanup) if it failed.
-    Every override is checked (resolve_job) before anything is deployed or started."""
+    Every override is checked (resolve_job) before anything is deployed or started. With
+    ``max_restarts`` > 0 a failed attempt is followed by another on the survivors (elastic.py)."""
     job = resolve_job(cluster, job_name, overrides)
-    deadlines = _deadlines(overrides)
-    ensure_deployed(cluster, job.hosts, overrides, say, provide_wheelhouse=provide_wheelhouse)
+    policy = job.policy
+    deadlines = _deadlines(overrides, policy)
+    ensure_deployed(cluster, job.hosts + policy.spares, overrides, say, provide_wheelhouse=provide_wheelhouse)
     data = dataset_file(job.dataset, report=say) if job.dataset else None
     record = RunRecord.create(new_run_id(job.name, job.workers), runs_root)
-    say(f"run {record.path.name}: job {job.name} on {job.workers} worker(s): {', '.join(job.hosts)}")
-    tf_configs: Dict[str, Optional[Dict[str, Any]]] = {name: None for name in job.hosts}
-    if job.workers > 1:  # one worker = the single-host baseline, no cluster at all
-        tf_configs.update(render_tf_config(cluster_for(cluster, job), job.name))
+    say(f"run {record.path.name}: job {job.name} on {job.workers} worker(s): {', '.join(job.hosts)}"
+        + (f"; up to {policy.max_restarts} restart(s) on the survivors"
+           + (f", spares {', '.join(policy.spares)}" if policy.spares else "") if policy.enabled else ""))
     record.snapshot(Path(cluster.path), "cluster.toml")
-    for name, config in tf_configs.items():
-        record.write_json(f"tf_config/{name}.json", config)
     record.update(job=job.name, run_id=record.path.name, hosts=list(job.hosts), workers=job.workers,
                   params=job.params, script=str(job.script), profile=cluster.profile, status="staging",
-                  dataset=job.dataset, dataset_file=str(data) if data else None, started=time.time())
+                  dataset=job.dataset, dataset_file=str(data) if data else None, started=time.time(),
+                  elastic=dataclasses.asdict(policy), attempts=[])
 
-    hosts = {name: open_host(cluster.host(name)) for name in job.hosts}
+    hosts = {name: open_host(cluster.host(name)) for name in job.hosts + policy.spares}
     try:
-        specs = _stage(job, hosts, tf_configs, data, record, overrides, cluster.profile, say)
-        record.update(status="running", spawned=time.time())
-        outcome = Supervisor(specs, record, deadlines).run()
+        outcome, tf_configs, specs = _attempts(cluster, job, hosts, data, record, overrides, deadlines, say)
         if outcome.status == "succeeded":
             _fetch_model(specs, tf_configs, record, say)
     finally:
@@ -81,21 +82,120 @@ def train(cluster: Any, job_name: str, overrides: Mapping[str, str], *, say: Say
     return _conclude(job, record, outcome, say)
 
 
-def _deadlines(overrides: Mapping[str, str]) -> Deadlines:
+def _tf_configs(cluster: Any, job: TrainingJob) -> Dict[str, Optional[Dict[str, Any]]]:
+    tf_configs: Dict[str, Optional[Dict[str, Any]]] = {name: None for name in job.hosts}
+    if job.workers > 1:  # one worker = the single-host baseline, no cluster at all
+        tf_configs.update(render_tf_config(cluster_for(cluster, job), job.name))
+    return tf_configs
+
+
+def _attempts(cluster: Any, job: TrainingJob, hosts: Dict[str, Any], data: Optional[Path], record: RunRecord,
+              overrides: Mapping[str, str], deadlines: Deadlines,
+              say: Say) -> Tuple[Outcome, Dict[str, Optional[Dict[str, Any]]], List[WorkerSpec]]:
+    """Attempt after attempt until one succeeds, the user interrupts, or restarts run out."""
+    policy: ElasticPolicy = job.policy
+    members, pool = list(job.hosts), list(policy.spares)
+    checkpoint: Optional[Checkpoint] = None
+    attempts: List[Dict[str, Any]] = []
+
+    def answers(name: str) -> bool:
+        return answers_probe(hosts[name], overrides.get("python") or hosts[name].venv_python(cluster.profile))
+
+    number = 0
+    while True:
+        number += 1
+        record.attempt = number
+        current = dataclasses.replace(job, hosts=tuple(members), params=attempt_params(
+            policy, job.params, job.defaults, job.workers, len(members)))
+        tf_configs = _tf_configs(cluster, current)
+        for name, config in tf_configs.items():
+            record.write_json(f"tf_config/{name}.json", config)
+            if policy.enabled:
+                record.write_json(f"tf_config/attempt-{number}/{name}.json", config)
+        entry: Dict[str, Any] = {
+            "attempt": number, "members": list(members), "tf_configs": tf_configs, "params": current.params,
+            "resumed_from_epoch": checkpoint.epoch if checkpoint else 0,
+            "checkpoint": None if checkpoint is None else {"from": checkpoint.source, "sha256": checkpoint.sha256},
+            "started": time.time()}
+        attempts.append(entry)
+        record.update(attempts=attempts, status="staging")
+        specs = _stage(current, hosts, tf_configs, data, record, overrides, cluster.profile, say,
+                       checkpoint=checkpoint, fresh=number > 1 and checkpoint is None)
+        record.update(status="running", **({} if number > 1 else {"spawned": time.time()}))
+        outcome = Supervisor(specs, record, deadlines).run()
+        entry.update(status=outcome.status, cause=outcome.cause, failed_host=outcome.host,
+                     ended=outcome.ended_at, ready_after=outcome.ready_after)
+        _note_resume(record, attempts)
+        record.update(attempts=attempts)
+        if outcome.status != "failed" or number > policy.max_restarts:
+            return outcome, tf_configs, specs
+        # -- restart: who failed, the chief's backup, who runs next ----------------------
+        failed = failed_hosts(outcome.host, members, answers)
+        chief = chief_of(tf_configs)
+        if chief not in failed or answers(chief):
+            spec = next(s for s in specs if s.name == chief)
+            fetched = fetch_checkpoint(hosts[chief], spec.cwd, record.path / "checkpoint.tar")
+            checkpoint = fetched or checkpoint
+        else:
+            say(f"the chief {chief} does not answer: its backup is out of reach"
+                + (f"; resuming from the copy of epoch {checkpoint.epoch}" if checkpoint else "; starting over"))
+            if checkpoint is not None:  # the controller's copy goes to every host, its old source too
+                checkpoint = dataclasses.replace(checkpoint, source="")
+        entry.update(failed_hosts=failed, checkpoint_epoch=checkpoint.epoch if checkpoint else 0)
+        try:
+            lineup = next_lineup(members, failed, pool, answers, policy.min_workers)
+        except TrainingError as error:
+            outcome.cause = f"{error.message}; attempt {number} ended: {outcome.cause}"
+            entry.update(cause=outcome.cause)
+            record.update(attempts=attempts)
+            return outcome, tf_configs, specs
+        entry.update(replaced_by=lineup.joined, spares_not_answering=lineup.skipped)
+        record.update(attempts=attempts)
+        say(f"restart {number} of {policy.max_restarts}: {', '.join(failed) or outcome.host} failed "
+            f"({outcome.cause.splitlines()[0].split('; its last lines:')[0]}); resuming from epoch {checkpoint.epoch if checkpoint else 0} "
+            f"on {', '.join(lineup.members)}"
+            + (f" (spare {', '.join(lineup.joined)} in)" if lineup.joined else ""))
+        members, pool = lineup.members, lineup.pool
+
+
+def _note_resume(record: RunRecord, attempts: List[Dict[str, Any]]) -> None:
+    """Fill in what each restart cost, from the events (controller clock): the epoch the
+    workers really resumed at, work redone since the last backup, time until the next step."""
+    if len(attempts) < 2:
+        return
+    events = load_run(record.path)["events"]
+    for before, after in zip(attempts, attempts[1:]):
+        mine = [e for e in events if e.get("attempt") == before["attempt"]]
+        theirs = [e for e in events if e.get("attempt") == after["attempt"]]
+        checkpoints = [e["received"] for e in mine if e.get("kind") == "checkpoint"]
+        first_steps = [e["received"] for e in theirs if e.get("kind") == "first_step"]
+        resumed = [e["epoch"] for e in theirs if e.get("kind") in ("resumed", "fresh")]
+        if resumed:
+            after["resumed_from_epoch"] = min(resumed)
+        if before.get("ended") is not None:
+            before.update(time_lost(before["ended"], max(checkpoints) if checkpoints else None,
+                                    before["started"], min(first_steps) if first_steps else None))
+
+
+def _deadlines(overrides: Mapping[str, str], policy: ElasticPolicy = ElasticPolicy()) -> Deadlines:
+    # A job that restarts from its backup loses nothing by being killed at once: keep the
+    # TERM grace short, it is part of every recovery.
+    base = Deadlines(term_grace=3.0) if policy.enabled else Deadlines()
     value = overrides.get("startup_timeout")
     if value is None:
-        return Deadlines()
+        return base
     try:
         seconds = float(value)
     except ValueError:
         raise TrainingError(f"startup_timeout={value!r}: expected seconds") from None
-    return Deadlines(startup=seconds)
+    return dataclasses.replace(base, startup=seconds)
 
 
 def _stage(job: TrainingJob, hosts: Dict[str, Any], tf_configs: Dict[str, Optional[Dict[str, Any]]],
            data: Optional[Path], record: RunRecord, overrides: Mapping[str, str], profile: str,
-           say: Say) -> List[WorkerSpec]:
-    """Copy script, jobkit, extra files and data to every host (in parallel); build the specs."""
+           say: Say, *, checkpoint: Optional[Checkpoint] = None, fresh: bool = False) -> List[WorkerSpec]:
+    """Copy script, jobkit, extra files, data and the checkpoint to resume from (if any) to
+    every host (in parallel); build the specs."""
     base_env = profile_job_env(profile)
     base_env["PYTHONUNBUFFERED"] = "1"
     data_name = f"{sha256_file(data)[:16]}-{data.name}" if data else None
@@ -110,7 +210,11 @@ def _stage(job: TrainingJob, hosts: Dict[str, Any], tf_configs: Dict[str, Option
         host.run(["mkdir", "-p", job_dir], timeout=30)
         for path in (job.script,) + job.files:
             host.put(path, f"{job_dir}/{path.name}")
-        env = dict(base_env, PIFORGE_MODEL_DIR=f"{job_dir}/model")
+        if checkpoint is not None and checkpoint.source != name:
+            ship_checkpoint(host, job_dir, checkpoint)
+        elif checkpoint is None and fresh:
+            clear_backup(host, job_dir)
+        env = dict(base_env, PIFORGE_MODEL_DIR=f"{job_dir}/model", PIFORGE_BACKUP_DIR=f"{job_dir}/{BACKUP_DIR}")
         if data_name is not None:
             env["PIFORGE_DATA"] = f"{host.home}/datasets/{data_name}"
         config = tf_configs[name]
@@ -139,6 +243,7 @@ def _stage(job: TrainingJob, hosts: Dict[str, Any], tf_configs: Dict[str, Option
             list(pool.map(ship_data, shared.values()))
         specs = list(pool.map(stage_one, job.hosts))
     say(f"staged {job.script.name}" + (f" and {data.name}" if data else "")
+        + (f", the epoch-{checkpoint.epoch} checkpoint" if checkpoint else "")
         + f" on {len(specs)} host(s) in {time.monotonic() - started:.1f} s")
     return specs
 
@@ -180,6 +285,11 @@ def _conclude(job: TrainingJob, record: RunRecord, outcome: Outcome, say: Say) -
     events = load_run(record.path)["events"]
     accuracies = [e["accuracy"] for e in events if e.get("kind") == "test"]
     accuracy = accuracies[0] if accuracies else None
+    attempts = load_run(record.path).get("attempts") or []
+    if len(attempts) > 1:
+        say(f"{len(attempts) - 1} restart(s): " + "; ".join(
+            f"attempt {a['attempt']} on {', '.join(a['members'])} from epoch {a['resumed_from_epoch']}"
+            for a in attempts))
     record.update(status=outcome.status, cause=outcome.cause, failed_host=outcome.host,
                   exit_codes=outcome.exit_codes, ready_after=outcome.ready_after,
                   stopped_in=outcome.stopped_in, busy_ports=outcome.busy_ports,

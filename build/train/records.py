@@ -5,7 +5,7 @@
         cluster.toml        snapshot of the cluster file the run used
         tf_config/<host>.json
         logs/<host>.log     every line the worker printed, as it printed it
-        events.jsonl        the workers' PIFORGE_EVENT lines, each with its host
+        events.jsonl        the workers' PIFORGE_EVENT lines, each with its host (and attempt)
         model/              the chief's saved model
 """
 from __future__ import annotations
@@ -52,6 +52,7 @@ class RunRecord:
         self._lock = threading.Lock()
         self._logs: Dict[str, TextIO] = {}
         self.info: Dict[str, Any] = {}
+        self.attempt: Optional[int] = None   # set by the launcher; stamped on every event
 
     @classmethod
     def create(cls, run_id: str, root: Optional[Path] = None) -> "RunRecord":
@@ -89,9 +90,13 @@ class RunRecord:
             handle.flush()
 
     def event(self, host: str, fields: Dict[str, Any]) -> None:
+        # ``received``: the controller's clock (hosts' clocks may disagree), for recovery times.
+        stamped = dict(fields, host=host, received=round(time.time(), 3))
+        if self.attempt is not None:
+            stamped["attempt"] = self.attempt
         with self._lock:
             with open(self.path / "events.jsonl", "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(dict(fields, host=host), sort_keys=True) + "\n")
+                handle.write(json.dumps(stamped, sort_keys=True) + "\n")
 
     def close(self) -> None:
         with self._lock:

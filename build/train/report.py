@@ -53,10 +53,39 @@ def label(run: Dict[str, Any]) -> str:
 
 
 def _per_epoch(run: Dict[str, Any], key: str) -> List[tuple]:
-    """(epoch, value) from the chief's view (all workers report the same global metrics)."""
+    """(epoch, value) from the chief's view (all workers report the same global metrics);
+    after a restart the chief may be another host: per epoch, the latest attempt's row."""
     hosts = run.get("hosts") or []
     rows = epochs_of(run, hosts[0]) if hosts else []
+    if len(run.get("attempts") or []) > 1:
+        latest: Dict[int, Dict[str, Any]] = {}
+        for row in sorted(epochs_of(run), key=lambda r: (r.get("attempt", 1), r["epoch"])):
+            if row["epoch"] not in latest or row.get("attempt", 1) > latest[row["epoch"]].get("attempt", 1):
+                latest[row["epoch"]] = row
+        rows = [latest[epoch] for epoch in sorted(latest)]
     return [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
+
+
+def restarts(run: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """One entry per restart: the attempt that failed and the one that followed it."""
+    attempts = run.get("attempts") or []
+    return [{"number": index + 1, "failed": before, "next": after}
+            for index, (before, after) in enumerate(zip(attempts, attempts[1:]))]
+
+
+def restart_lines(run: Dict[str, Any]) -> List[str]:
+    lines = []
+    for restart in restarts(run):
+        failed, following = restart["failed"], restart["next"]
+        lost = failed.get("time_lost_seconds")
+        lines.append(
+            f"  - restart {restart['number']}: {', '.join(failed.get('failed_hosts') or [failed.get('failed_host') or '?'])} "
+            f"failed ({(failed.get('cause') or '').splitlines()[0] if failed.get('cause') else '-'}); attempt "
+            f"{following['attempt']} on {', '.join(following['members'])} resumed from epoch "
+            f"{following.get('resumed_from_epoch', 0)}; time lost "
+            + (f"{lost:.1f} s (work redone {failed.get('work_lost_seconds', 0):.1f} s + recovery "
+               f"{failed.get('recovery_seconds', 0):.1f} s)" if lost is not None else "unknown (no step after it)"))
+    return lines
 
 
 def plot_history(runs: List[Dict[str, Any]], target: Path) -> None:
@@ -74,6 +103,14 @@ def plot_history(runs: List[Dict[str, Any]], target: Path) -> None:
         if run.get("test_accuracy") is not None and accuracy:
             accuracy_axis.axhline(run["test_accuracy"], color=color, linestyle="--", linewidth=1,
                                   label=f"test {run['test_accuracy']:.3f}")
+        for restart in restarts(run):  # the epoch the next attempt started from
+            at = restart["next"].get("resumed_from_epoch", 0) + 0.5
+            lost = restart["failed"].get("time_lost_seconds")
+            text = f"restart {restart['number']}" + (f" ({lost:.0f} s lost)" if lost is not None else "")
+            for axis in (loss_axis, accuracy_axis):
+                axis.axvline(at, color=color, linestyle=":", linewidth=1.2)
+                axis.annotate(text, (at, 0.98), xycoords=("data", "axes fraction"), rotation=90,
+                              fontsize=8, color=color, ha="right", va="top")
     loss_axis.set(title="training loss per epoch", xlabel="epoch", ylabel="loss")
     accuracy_axis.set(title="accuracy per epoch", xlabel="epoch", ylabel="accuracy")
     for axis in (loss_axis, accuracy_axis):
@@ -184,6 +221,7 @@ def summary_markdown(runs: List[Dict[str, Any]], efficiency: Optional[float], im
                      + " ".join(f"{k}={v}" for k, v in (run.get("params") or {}).items()))
         if run.get("cause"):
             lines.append(f"  - cause: {run['cause'].splitlines()[0]}")
+        lines += restart_lines(run)
     lines += ["", "Test accuracy is on the held-out test set after the last epoch; ms/step and "
               "samples/s are medians over epochs after the first (which includes tracing); "
               "samples/s is summed over hosts.", ""]

@@ -59,6 +59,7 @@ class Outcome:
     ready_after: Optional[float] = None   # seconds until every worker was up
     stopped_in: Optional[float] = None    # seconds from the failure to every worker gone
     busy_ports: List[str] = field(default_factory=list)
+    ended_at: Optional[float] = None      # wall clock when the end (or the failure) was seen
 
 
 def port_open(endpoint: Endpoint, timeout: float = 1.0) -> bool:
@@ -159,6 +160,7 @@ class Supervisor:
             outcome = Outcome(status="interrupted", cause="interrupted by the user (Ctrl-C)")
         finally:
             failed_at = time.monotonic()
+            outcome.ended_at = time.time()
             self._stop_all()
             outcome.stopped_in = round(time.monotonic() - failed_at, 2)
             for worker in self.workers:
