@@ -80,7 +80,7 @@ def restart_lines(run: Dict[str, Any]) -> List[str]:
         lost = failed.get("time_lost_seconds")
         lines.append(
             f"  - restart {restart['number']}: {', '.join(failed.get('failed_hosts') or [failed.get('failed_host') or '?'])} "
-            f"failed ({(failed.get('cause') or '').splitlines()[0] if failed.get('cause') else '-'}); attempt "
+            f"failed ({(failed.get('cause') or '-').splitlines()[0].split('; its last lines:')[0]}); attempt "
             f"{following['attempt']} on {', '.join(following['members'])} resumed from epoch "
             f"{following.get('resumed_from_epoch', 0)}; time lost "
             + (f"{lost:.1f} s (work redone {failed.get('work_lost_seconds', 0):.1f} s + recovery "
