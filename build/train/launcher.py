@@ -18,6 +18,7 @@ from ..errors import ProfileError, TrainingError
 from ..hashing import sha256_file
 from .datasets import dataset_file
 from .environment import ensure_deployed
+from .isolation import LOCAL_ISOLATION
 from .jobs import TrainingJob, cluster_for, resolve_job
 from .records import RunRecord, load_run, new_run_id
 from .supervisor import Deadlines, Outcome, Supervisor, WorkerSpec
@@ -70,12 +71,13 @@ def train(cluster: Any, job_name: str, overrides: Mapping[str, str], *, say: Say
     hosts = {name: open_host(cluster.host(name)) for name in job.hosts}
     try:
         specs = _stage(job, hosts, tf_configs, data, record, overrides, cluster.profile, say)
-        record.update(status="running", spawned=time.time())
+        record.update(status="running", spawned=time.time(), isolation=LOCAL_ISOLATION.mode(record.path.name))
         outcome = Supervisor(specs, record, deadlines).run()
         if outcome.status == "succeeded":
             _fetch_model(specs, tf_configs, record, say)
     finally:
         record.close()
+        LOCAL_ISOLATION.release(record.path.name, say)
         for host in hosts.values():
             host.close()
     return _conclude(job, record, outcome, say)
@@ -119,6 +121,7 @@ def _stage(job: TrainingJob, hosts: Dict[str, Any], tf_configs: Dict[str, Option
             env["TF_CONFIG"] = tf_config_json(config)
             endpoint = (host.spec.address, host.spec.tf_port)
         argv = [python, "-u", job.script.name, *job.script_argv()]
+        argv, env = LOCAL_ISOLATION.wrap(host, record.path.name, job_dir, argv, env, say)  # private /tmp
         return WorkerSpec(host=host, argv=argv, env=env, cwd=job_dir, endpoint=endpoint)
 
     def ship_data(name: str) -> None:
