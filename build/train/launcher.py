@@ -21,6 +21,7 @@ from .environment import ensure_deployed
 from .isolation import LOCAL_ISOLATION
 from .jobs import TrainingJob, cluster_for, resolve_job
 from .records import RunRecord, load_run, new_run_id
+from .stragglers import step_time_table
 from .supervisor import Deadlines, Outcome, Supervisor, WorkerSpec
 
 Say = Callable[[str], None]
@@ -181,6 +182,7 @@ def _fetch_model(specs: List[WorkerSpec], tf_configs: Mapping[str, Optional[Dict
 
 def _conclude(job: TrainingJob, record: RunRecord, outcome: Outcome, say: Say) -> TrainingResult:
     events = load_run(record.path)["events"]
+    record.update(step_times=step_time_table({"events": events}))  # per host, per epoch (stragglers)
     accuracies = [e["accuracy"] for e in events if e.get("kind") == "test"]
     accuracy = accuracies[0] if accuracies else None
     record.update(status=outcome.status, cause=outcome.cause, failed_host=outcome.host,
