@@ -127,6 +127,7 @@ def training_input(x: Any, y: Any, worker: Worker, per_worker_batch: int,
     import tensorflow as tf
 
     x_shard, y_shard = x[worker.index::worker.count], y[worker.index::worker.count]
+    shard_event(len(x_shard), per_worker_batch, worker)
     dataset = tf.data.Dataset.from_tensor_slices((x_shard, y_shard))
     dataset = dataset.map(preprocess, num_parallel_calls=tf.data.experimental.AUTOTUNE)
     dataset = dataset.cache().shuffle(min(len(x_shard), 10000), seed=seed + worker.index)
@@ -135,6 +136,47 @@ def training_input(x: Any, y: Any, worker: Worker, per_worker_batch: int,
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options)
+
+
+def shard_event(samples: int, per_worker_batch: int, worker: Worker) -> None:
+    """Say how much data this worker's shard holds (the report warns about tiny shards:
+    a few batches repeated every epoch). Custom scripts that shard by hand may call it."""
+    batch = max(1, int(per_worker_batch))
+    event("shard", samples=int(samples), batch=batch, batches=int(samples) // batch,
+          index=worker.index, workers=worker.count)
+
+
+def compute_probe(model: Any, per_worker_batch: int, state: Dict[str, Any]) -> Optional[float]:
+    """Seconds this host alone takes for a forward pass of one probe batch (zeros shaped like
+    the model's input; no collectives).
+
+    Why: under MultiWorkerMirroredStrategy every step ends in an all-reduce, so every host's
+    wall-clock step time is the slowest host's; a straggler only shows in work timed
+    without its peers. Timed over >= 0.25 s (and >= 2 passes), so a host that is stopped
+    part of the time (throttling) is measured at its average speed.
+    """
+    try:
+        if "input" not in state:
+            import numpy as np
+
+            shape = tuple(model.inputs[0].shape[1:])
+            if any(d is None for d in shape):
+                state["input"] = None
+            else:
+                dtype = getattr(model.inputs[0].dtype, "as_numpy_dtype", np.float32)
+                state["input"] = np.zeros((min(per_worker_batch, 64),) + shape, dtype=dtype)
+                model(state["input"], training=False)  # the first call builds; not timed
+        probe = state["input"]
+        if probe is None:
+            return None
+        calls, started = 0, time.perf_counter()
+        while calls < 2 or (time.perf_counter() - started < 0.25 and calls < 200):
+            model(probe, training=False)
+            calls += 1
+        return (time.perf_counter() - started) / calls
+    except Exception:  # a model the probe cannot feed: no figure, never a failed job
+        state["input"] = None
+        return None
 
 
 def make_optimizer(name: str, learning_rate: float) -> Any:
@@ -156,6 +198,7 @@ def history_callback(per_worker_batch: int, steps: int) -> Any:
             super().__init__()
             self.epoch_start = 0.0
             self.first_step_seen = False
+            self.probe_state: Dict[str, Any] = {}  # the probe batch, made once
 
         def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
             event("fit_start", since_start=round(time.time() - PROCESS_START, 3))
@@ -172,10 +215,12 @@ def history_callback(per_worker_batch: int, steps: int) -> Any:
             seconds = time.time() - self.epoch_start
             logs = logs or {}
             accuracy = logs.get("accuracy", logs.get("acc"))
+            probe = compute_probe(self.model, per_worker_batch, self.probe_state)
             event("epoch", epoch=epoch + 1, loss=float(logs.get("loss", float("nan"))),
                   accuracy=None if accuracy is None else float(accuracy),
                   seconds=round(seconds, 4), step_time=round(seconds / steps, 5),
                   samples_per_second=round(steps * per_worker_batch / seconds, 2),
+                  compute_probe=None if probe is None else round(probe, 6),
                   peak_rss_mb=peak_rss_mb())
 
     return EpochEvents()
