@@ -30,14 +30,16 @@ def events_of(run: Path) -> List[Dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def wait_for_checkpoint(home: Path, epoch: int, timeout: float = 240) -> Path:
+def wait_for_checkpoint(home: Path, epoch: int, process: "subprocess.Popen[str]", timeout: float = 240) -> Path:
     """The run whose chief has just backed up ``epoch`` (so the next epoch is running)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         for events in (home / "runs").glob("*/events.jsonl"):
             if any(e["kind"] == "checkpoint" and e["epoch"] == epoch for e in events_of(events.parent)):
                 return events.parent
         time.sleep(0.2)
+    process.kill()
+    finish(process)
     raise AssertionError(f"no checkpoint of epoch {epoch} within {timeout} s")
 
 
@@ -89,7 +91,7 @@ def test_kill_one_of_three_finishes_on_the_two_survivors(profile: str, test_clus
     cluster = test_cluster.write('[jobs.mnist]\nhosts = ["h0", "h1", "h2"]\nmax_restarts = 1\nmin_workers = 2\n',
                                  hosts=3, profile=profile)
     process = start_piforge("train:mnist", f"cluster={cluster}", *JOB)
-    run = wait_for_checkpoint(piforge_home, 1)
+    run = wait_for_checkpoint(piforge_home, 1, process)
     victims = worker_pids(test_cluster.root / "hosts" / "h1")
     assert victims
     for pid in victims:
@@ -152,17 +154,32 @@ def sim_hosts(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield sim
 
 
+def sim_python(tf_venv: Path, where: Path) -> Path:
+    """The TF venv's packages under the system Python: the test venvs' own Python lives
+    in /root/.pyenv, which every simulated host's private home hides."""
+    import glob
+
+    system = Path("/usr/bin/python3")
+    if not system.exists():
+        pytest.fail("/usr/bin/python3 missing (Debian's python3)")
+    subprocess.run([str(system), "-m", "venv", "--without-pip", str(where)], check=True)
+    (site,) = glob.glob(str(tf_venv / "lib" / "python3.*" / "site-packages"))
+    (mine,) = glob.glob(str(where / "lib" / "python3.*" / "site-packages"))
+    (Path(mine) / "piforge-tf.pth").write_text(site + "\n")
+    return where / "bin" / "python"
+
+
 @pytest.mark.root
 def test_link_down_swaps_in_the_spare(sim_hosts, tf_venvs, piforge_home: Path, start_piforge):
     """s1's link goes down mid-epoch 2: the job resumes on s0 and the spare s2, the chief's
     backup shipped over ssh into s2's private home, and finishes."""
-    python = tf_venvs["local"] / "bin" / "python"   # outside /root: every host sees it
+    python = sim_python(tf_venvs["local"], piforge_home / "sim-venv")   # outside /root: every host sees it
     cluster = piforge_home / "sim-cluster.toml"
     cluster.write_text(sim_hosts.cluster_toml(profile="local", job=False)
                        + '[jobs.mnist]\nhosts = ["s0", "s1"]\nspares = ["s2"]\nmax_restarts = 1\n'
                        + "min_workers = 2\n")
     process = start_piforge("train:mnist", f"cluster={cluster}", f"python={python}", *JOB)
-    run = wait_for_checkpoint(piforge_home, 1)
+    run = wait_for_checkpoint(piforge_home, 1, process)
     sim_hosts.hosts[1].link_down()
     out = finish(process)
     assert process.returncode == 0, out
@@ -170,7 +187,7 @@ def test_link_down_swaps_in_the_spare(sim_hosts, tf_venvs, piforge_home: Path, s
     assert "(spare s2 in)" in out
     info = check_resumed_record(run, members=["s0", "s2"], failed="s1", cause="")
     first, second = info["attempts"]
-    assert second["replaced_by"] == ["s2"]
+    assert first["replaced_by"] == ["s2"]
     assert second["tf_configs"]["s2"]["cluster"]["worker"] == ["10.231.0.10:12345", "10.231.0.12:12345"]
     # The spare's copy of the checkpoint arrived in its own home (the hosts share no files).
     assert any(e["kind"] == "resumed" and e["host"] == "s2" for e in events_of(run))

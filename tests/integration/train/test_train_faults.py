@@ -73,6 +73,8 @@ def test_sigkill_of_one_worker_stops_the_job(test_cluster, piforge_home: Path, s
     assert "worker on h1 killed by signal 9 (SIGKILL)" in out
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "failed" and info["failed_host"] == "h1"
+    # max_restarts = 0 (the default) keeps the fail-fast: one attempt, no restart
+    assert [a["attempt"] for a in info["attempts"]] == [1] and "piforge: restart" not in out
     assert "Epoch 1/" in (run / "logs" / "h0.log").read_text()
     assert info["busy_ports"] == [] and worker_pids(test_cluster.root / "hosts") == []
     assert_ports_free(ports_of(cluster))
