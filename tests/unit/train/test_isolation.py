@@ -22,6 +22,14 @@ needs_namespace = pytest.mark.skipif(isolation.namespace_problem() is not None,
                                      reason=f"no private mount namespace: {isolation.namespace_problem()}")
 
 
+@pytest.fixture(autouse=True)
+def private_root(tmp_path: Path, monkeypatch) -> Path:
+    """Private dirs of these tests go to their tmp_path, never the shared /var/tmp root."""
+    root = tmp_path / "private-root"
+    monkeypatch.setattr(isolation, "PRIVATE_ROOT", str(root))
+    return root
+
+
 def host(name: str, home: Path, transport: str = "local") -> LocalHost:
     return LocalHost(HostSpec(name=name, address="127.0.0.1", tf_port=1, transport=transport, user=None, key=None,
                               ssh_port=22, known_hosts="", connect_timeout=5.0, python="python3", home=str(home)))
@@ -48,7 +56,7 @@ def test_namespace_command_binds_back_then_covers_tmp_and_execs_argv() -> None:
 
 def test_private_dir_is_never_inside_tmp_itself() -> None:
     assert private_dir("/home/u/.piforge/hosts/h0", "r1") == "/home/u/.piforge/hosts/h0/tmp/r1"
-    under = private_dir("/tmp/pytest-1/hosts/h0", "r1")
+    under = private_dir("/tmp/pytest-1/hosts/h0", "r1")  # PRIVATE_ROOT: this test's own
     assert under.startswith(isolation.PRIVATE_ROOT + "/r1-h0-") and under.endswith("/tmp")
     assert under != private_dir("/tmp/pytest-2/hosts/h0", "r1")
 
