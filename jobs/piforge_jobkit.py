@@ -390,7 +390,8 @@ def fit_evaluate_save(model: Any, dataset: Any, params: Dict[str, Any], worker: 
     backups, initial_epoch = resume_callbacks(model, worker)
     model.fit(dataset, epochs=params["epochs"], steps_per_epoch=params["steps"], verbose=2,
               initial_epoch=initial_epoch,
-              callbacks=backups + [history_callback(params["batch"], params["steps"])])
+              # the history first: its epoch time must not include the backup's save
+              callbacks=[history_callback(params["batch"], params["steps"])] + backups)
     count = int(params.get("test_samples") or 0) or len(arrays["y_test"])
     accuracy = test_accuracy(model, arrays["x_test"][:count], arrays["y_test"][:count], preprocess, to_labels)
     finish(model, worker, accuracy, params["model_dir"])

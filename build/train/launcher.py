@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..cluster.hosts import open_host
 from ..cluster.tfconfig import render_tf_config, tf_config_json
-from ..errors import ProfileError, TrainingError
+from ..errors import PiforgeError, ProfileError, TrainingError
 from ..hashing import sha256_file
 from .datasets import dataset_file
 from .elastic import (BACKUP_DIR, Checkpoint, ElasticPolicy, answers_probe, attempt_params, clear_backup,
@@ -60,7 +60,13 @@ def train(cluster: Any, job_name: str, overrides: Mapping[str, str], *, say: Say
     job = resolve_job(cluster, job_name, overrides)
     policy = job.policy
     deadlines = _deadlines(overrides, policy)
-    ensure_deployed(cluster, job.hosts + policy.spares, overrides, say, provide_wheelhouse=provide_wheelhouse)
+    ensure_deployed(cluster, job.hosts, overrides, say, provide_wheelhouse=provide_wheelhouse)
+    if policy.enabled and policy.spares:
+        try:  # a spare that is down now is no reason not to start; a restart probes it first
+            ensure_deployed(cluster, policy.spares, overrides, say, provide_wheelhouse=provide_wheelhouse)
+        except PiforgeError as error:
+            say(f"note: spares not ready ({error.message.splitlines()[0]}); a restart takes only spares "
+                "that answer with their Python")
     data = dataset_file(job.dataset, report=say) if job.dataset else None
     record = RunRecord.create(new_run_id(job.name, job.workers), runs_root)
     say(f"run {record.path.name}: job {job.name} on {job.workers} worker(s): {', '.join(job.hosts)}"
@@ -218,7 +224,9 @@ def _stage(job: TrainingJob, hosts: Dict[str, Any], tf_configs: Dict[str, Option
             ship_checkpoint(host, job_dir, checkpoint)
         elif checkpoint is None and fresh:
             clear_backup(host, job_dir)
-        env = dict(base_env, PIFORGE_MODEL_DIR=f"{job_dir}/model", PIFORGE_BACKUP_DIR=f"{job_dir}/{BACKUP_DIR}")
+        env = dict(base_env, PIFORGE_MODEL_DIR=f"{job_dir}/model")
+        if job.policy.enabled:  # a backup nobody restarts from is only cost (a Pi's SD card)
+            env["PIFORGE_BACKUP_DIR"] = f"{job_dir}/{BACKUP_DIR}"
         if data_name is not None:
             env["PIFORGE_DATA"] = f"{host.home}/datasets/{data_name}"
         config = tf_configs[name]

@@ -145,3 +145,25 @@ def test_checkpoint_travels_between_hosts_verified(tmp_path: Path):
     (tmp_path / "c.tar").write_bytes(b"tampered")
     with pytest.raises(TrainingError, match="arrived with sha256"):
         ship_checkpoint(open_host(cluster.host("b")), str(target_dir), checkpoint)
+
+
+def test_report_of_a_restarted_run_marks_the_restart(tmp_path: Path):
+    from build.train.report import write_report
+
+    run = tmp_path / "runs" / "20261202-000000-mnist-w3"
+    run.mkdir(parents=True)
+    attempts = [{"attempt": 1, "members": ["a", "b", "c"], "failed_hosts": ["b"], "status": "failed",
+                 "cause": "worker on b killed by signal 9 (SIGKILL)", "time_lost_seconds": 11.0,
+                 "work_lost_seconds": 1.0, "recovery_seconds": 10.0},
+                {"attempt": 2, "members": ["a", "c"], "resumed_from_epoch": 1, "status": "succeeded"}]
+    (run / "run.json").write_text(json.dumps({"job": "mnist", "run_id": run.name, "hosts": ["a", "b", "c"],
+                                              "workers": 3, "status": "succeeded", "attempts": attempts}))
+    rows = [("a", 1, 1), ("b", 1, 1), ("c", 1, 1), ("a", 2, 2), ("c", 2, 2), ("a", 2, 3), ("c", 2, 3)]
+    (run / "events.jsonl").write_text("".join(json.dumps(
+        {"kind": "epoch", "host": host, "attempt": attempt, "epoch": epoch, "loss": 1.0 / epoch,
+         "accuracy": 0.5 + epoch / 10, "step_time": 0.1, "samples_per_second": 640.0, "seconds": 4.0}) + "\n"
+        for host, attempt, epoch in rows))
+    target = write_report(str(run), tmp_path / "runs")
+    text = (target / "report.md").read_text()
+    assert "restart 1: b failed (worker on b killed by signal 9 (SIGKILL)); attempt 2 on a, c" in text
+    assert "time lost 11.0 s" in text and (target / "history.png").is_file()
