@@ -72,7 +72,7 @@ def write_cluster(root: Path, python: str, workers: int) -> Path:
     names = []
     for index in range(workers):
         name = f"w{index:02d}"
-        home = root / name
+        home = root / f"n{workers}" / name
         script = home / "venvs" / PROFILE / "current" / "bin" / "python"
         script.parent.mkdir(parents=True)
         script.write_text(f'#!/bin/sh\nexec {python} "$@"\n')
