@@ -103,10 +103,25 @@ def make_strategy(worker: Worker) -> Any:
     if worker.count == 1 and not os.environ.get("TF_CONFIG"):
         return tf.distribute.get_strategy()  # the single-host baseline: no collectives at all
     stable = getattr(tf.distribute, "MultiWorkerMirroredStrategy", None)  # TF >= 2.4
-    factory = stable or tf.distribute.experimental.MultiWorkerMirroredStrategy  # TF 2.2
-    strategy = factory()
+    if stable is None:   # TF 2.2: no communication options to give
+        strategy = tf.distribute.experimental.MultiWorkerMirroredStrategy()
+    else:
+        strategy = stable(communication_options=communication_options(tf))
     mark("strategy")
     return strategy
+
+
+def communication_options(tf: Any) -> Any:
+    """``PIFORGE_BYTES_PER_PACK`` (a profile's [job_env] may set it): gradients all-reduced
+    in packs of about that many bytes (TF >= 2.4); unset or 0: TF's default."""
+    text = os.environ.get("PIFORGE_BYTES_PER_PACK", "").strip()
+    try:
+        size = int(text) if text else 0
+    except ValueError:
+        raise SystemExit(f"job: PIFORGE_BYTES_PER_PACK={text!r}: expected a number of bytes") from None
+    if size <= 0:
+        return tf.distribute.experimental.CommunicationOptions()
+    return tf.distribute.experimental.CommunicationOptions(bytes_per_pack=size)
 
 
 def start(defaults: Dict[str, Any]) -> Tuple[Dict[str, Any], Worker, Any, Dict[str, Any]]:
