@@ -29,16 +29,18 @@ def test_train_export_infer_on_the_local_cluster(test_cluster, run_piforge, pifo
     trained = run_piforge("train:mnist", f"cluster={cluster}", *FAST)
     assert trained.returncode == 0, trained.stdout
 
-    exported = run_piforge("export:mnist", f"cluster={cluster}")
+    exported = run_piforge("export:mnist", f"cluster={cluster}", "dynamic=1")
     assert exported.returncode == 0, exported.stdout
     figures = _figures(exported.stdout)
-    assert set(figures) >= {"keras_accuracy", "float32_accuracy", "int8_accuracy"}
+    assert set(figures) >= {"keras_accuracy", "float32_accuracy", "int8_accuracy", "dynamic_accuracy"}
+    assert figures["dynamic_accuracy"] >= figures["float32_accuracy"] - 0.015
     assert abs(figures["float32_accuracy"] - figures["keras_accuracy"]) <= 0.002
     assert figures["int8_accuracy"] >= figures["float32_accuracy"] - 0.015
     (run,) = (piforge_home / "runs").iterdir()
     record = json.loads((run / "export" / "export.json").read_text())
     float32, int8 = record["models"]["float32"], record["models"]["int8"]
     assert int8["bytes"] <= 0.30 * float32["bytes"] and int8["io"] == "int8"
+    assert record["models"]["dynamic"]["io"] == "float32" and record["models"]["dynamic"]["bytes"] < float32["bytes"]
     assert record["tensorflow"].startswith("2.21") and record["test_samples"] == 10000
     assert (run / "export" / "int8.tflite").stat().st_size == int8["bytes"]
 
@@ -47,9 +49,9 @@ def test_train_export_infer_on_the_local_cluster(test_cluster, run_piforge, pifo
     rows = [line.split() for line in inferred.stdout.splitlines() if line.startswith(("h0 ", "h1 "))]
     for host in ("h0", "h1"):
         cells = {cell for row in rows if row[0] == host for cell in row}
-        assert {"float32", "int8", "savedmodel"} <= cells, rows
+        assert {"float32", "int8", "dynamic", "savedmodel"} <= cells, rows
     summary = json.loads((run / "infer" / "infer.json").read_text())
-    assert summary["agreement"]["same_on_every_host"] == {"float32": True, "int8": True}
+    assert summary["agreement"]["same_on_every_host"] == {"float32": True, "int8": True, "dynamic": True}
     assert summary["agreement"]["agreement_rates"]["keras_vs_float32"] >= 0.98
     assert (run / "infer" / "latency.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in (run / "infer").glob("h*.json")) == ["h0.json", "h1.json"]
@@ -87,12 +89,16 @@ def test_catsdogs_exports_and_runs_a_sigmoid_model(test_cluster, cats_dataset: P
     assert exported.returncode == 0, exported.stdout
     figures = _figures(exported.stdout)
     assert abs(figures["float32_accuracy"] - figures["keras_accuracy"]) <= 0.02
+    assert figures["int8_accuracy"] >= figures["float32_accuracy"] - 0.015
     (run,) = (piforge_home / "runs").iterdir()
     record = json.loads((run / "export" / "export.json").read_text())
     assert record["input_shape"] == [64, 64, 3]
     assert record["models"]["int8"]["bytes"] <= 0.30 * record["models"]["float32"]["bytes"]
     inferred = run_piforge("infer:catsdogs", f"cluster={cluster}", "repeats=20")
     assert inferred.returncode == 0, inferred.stdout
+    rows = [line.split() for line in inferred.stdout.splitlines() if line.startswith(("h0 ", "h1 "))]
+    for host in ("h0", "h1"):
+        assert {"float32", "int8", "savedmodel"} <= {cell for row in rows if row[0] == host for cell in row}, rows
 
 
 # A saved model as train: leaves one, with an op TFLite has no kernel for (tf.linalg.det),
