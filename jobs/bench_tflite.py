@@ -5,7 +5,8 @@
 
 DIR holds <model>.tflite for each of ``models`` (e.g. also dynamic), samples.npy (a fixed float32 batch, inputs as the
 model takes them) and optionally model/ (the SavedModel, for the Keras comparison). The
-runtime is the first of ai_edge_litert, tflite_runtime, tensorflow.lite that imports.
+runtime is the first of ai_edge_litert, tflite_runtime, tensorflow.lite that imports and
+loads a model (tried in a child process first: see PROBE).
 Each model runs ``warmup`` untimed invokes, then ``repeats`` timed ones, with 1 thread and
 with every core; the last stdout line is ``PIFORGE_BENCH {json}``. Runs on Python 3.8
 (TF 2.2.0) and on current Python with ai-edge-litert.
@@ -27,25 +28,49 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULTS = {"dir": ".", "repeats": "200", "warmup": "20", "models": "float32,int8"}
 
 
-def runtime() -> Tuple[str, str, Any]:
-    """(name, version, Interpreter class) of the first TFLite runtime that imports."""
-    try:
-        from ai_edge_litert import interpreter as litert  # type: ignore[import-not-found]
-        import ai_edge_litert  # type: ignore[import-not-found]
+# Creating one Interpreter in a child first: a runtime that dies by a signal (ai-edge-litert
+# 2.3.0's aarch64 wheel segfaults in Interpreter() under qemu-user; TF's own tf.lite does not)
+# is skipped for the next one, and the result says why, instead of the whole benchmark dying.
+PROBE = "import sys, importlib; m = importlib.import_module(sys.argv[1]); m.Interpreter(model_path=sys.argv[2])"
+CANDIDATES = (("ai-edge-litert", "ai_edge_litert", "ai_edge_litert.interpreter"),
+              ("tflite-runtime", "tflite_runtime", "tflite_runtime.interpreter"))
 
-        return "ai-edge-litert", getattr(ai_edge_litert, "__version__", "?"), litert.Interpreter
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime import interpreter as tflite  # type: ignore[import-not-found]
-        import tflite_runtime  # type: ignore[import-not-found]
 
-        return "tflite-runtime", getattr(tflite_runtime, "__version__", "?"), tflite.Interpreter
-    except ImportError:
-        pass
+def _probe(module: str, model: str) -> str:
+    """'' if ``module``'s Interpreter loads ``model`` in a child process, else why not."""
+    import subprocess
+
+    try:
+        done = subprocess.run([sys.executable, "-c", PROBE, module, model], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=600, check=False)
+    except subprocess.TimeoutExpired:
+        return "Interpreter() did not return within 600 s"
+    if done.returncode == 0:
+        return ""
+    if done.returncode < 0:
+        return f"Interpreter() died by signal {-done.returncode}"
+    tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+    return f"Interpreter() failed: {tail[0] if tail else f'exit {done.returncode}'}"
+
+
+def runtime(model: str) -> Tuple[str, str, Any, List[str]]:
+    """(name, version, Interpreter class, runtimes skipped and why) of the first TFLite
+    runtime that imports and loads ``model``."""
+    import importlib
+
+    skipped: List[str] = []
+    for label, package, module in CANDIDATES:
+        if importlib.util.find_spec(package) is None:
+            continue
+        version = getattr(importlib.import_module(package), "__version__", "?")
+        why = _probe(module, model)
+        if why:
+            skipped.append(f"{label} {version}: {why}")
+            continue
+        return label, version, importlib.import_module(module).Interpreter, skipped
     import tensorflow as tf
 
-    return "tf.lite", tf.__version__, tf.lite.Interpreter
+    return "tf.lite", tf.__version__, tf.lite.Interpreter, skipped
 
 
 def percentiles(samples: List[float]) -> Dict[str, float]:
@@ -114,9 +139,11 @@ def time_calls(call: Any, inputs: List[Any], warmup: int, repeats: int) -> List[
 
 
 def bench_tflite(directory: str, x: Any, warmup: int, repeats: int, models: List[str]) -> Dict[str, Any]:
-    name, version, interpreter_class = runtime()
+    name, version, interpreter_class, skipped = runtime(os.path.join(directory, f"{models[0]}.tflite"))
     cores = os.cpu_count() or 1
     result: Dict[str, Any] = {"runtime": name, "runtime_version": version, "models": {}}
+    if skipped:
+        result["runtime_skipped"] = skipped
     for model_name in models:
         entry: Dict[str, Any] = {}
         for threads in sorted({1, cores}):

@@ -38,7 +38,9 @@ def infer(cluster: Any, job: str, run: Optional[str] = None, *, repeats: int = 2
           say: Say = _say, runs_root: Optional[Path] = None) -> Dict[str, Any]:
     path = _exported_run(job, run, runs_root)
     exported = load_export(path)
-    profile = exported["profile"]
+    # The hosts run the runtime of the profile deployed on them (a .tflite file is portable:
+    # a model exported on x86 runs on the Pis), not necessarily the profile that exported it.
+    profile = str(getattr(cluster, "profile", "") or exported["profile"])
     names = [h.name for h in cluster.job_hosts(job)]
     files = _payload(path, exported)
     out = path / "infer"
@@ -48,13 +50,17 @@ def infer(cluster: Any, job: str, run: Optional[str] = None, *, repeats: int = 2
         for name in names:
             say(f"infer: {name}: {repeats} timed batch-1 runs per model and thread count")
             results[name] = _bench_host(cluster, name, profile, path.name, files, repeats, warmup)
+            for why in results[name].get("runtime_skipped", []):
+                say(f"infer: {name}: runtime {why}; ran {results[name]['runtime']} "
+                    f"{results[name]['runtime_version']} instead")
             (out / f"{name}.json").write_text(json.dumps(results[name], indent=2, sort_keys=True) + "\n",
                                               encoding="utf-8")
     finally:
         staged = out / "model.tar"   # a copy of model/, only for shipping
         if staged.exists():
             staged.unlink()
-    summary = {"run_id": path.name, "job": job, "profile": profile, "hosts": results, "export": exported,
+    summary = {"run_id": path.name, "job": job, "profile": profile, "export_profile": exported["profile"],
+               "hosts": results, "export": exported,
                "agreement": agreement(results), "created": time.time()}
     (out / "infer.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(latency_table(results), flush=True)
