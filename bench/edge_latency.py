@@ -20,20 +20,27 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "jobs" / "bench_tflite.py"
 
 
-def run_bench(run: Path, python: str, repeats: int, warmup: int) -> Dict[str, Any]:
+def model_names(exported: Dict[str, Any]) -> List[str]:
+    """float32, int8, then any other exported model (dynamic with export: dynamic=1)."""
+    first = [n for n in ("float32", "int8") if n in exported["models"]]
+    return first + sorted(n for n in exported["models"] if n not in first)
+
+
+def run_bench(run: Path, python: str, repeats: int, warmup: int, models: List[str]) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as scratch:
-        for name in ("float32.tflite", "int8.tflite", "samples.npy"):
+        for name in [f"{m}.tflite" for m in models] + ["samples.npy"]:
             shutil.copyfile(run / "export" / name, Path(scratch) / name)
         if (run / "model").is_dir():
             shutil.copytree(run / "model", Path(scratch) / "model")
         env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-        out = subprocess.run([python, str(BENCH), f"dir={scratch}", f"repeats={repeats}", f"warmup={warmup}"],
+        out = subprocess.run([python, str(BENCH), f"dir={scratch}", f"repeats={repeats}", f"warmup={warmup}",
+                              f"models={','.join(models)}"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
     for line in reversed(out.stdout.splitlines()):
         if line.startswith("PIFORGE_BENCH "):
@@ -49,18 +56,24 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=50)
     args = parser.parse_args()
     exported = json.loads((args.run / "export" / "export.json").read_text())
-    result = run_bench(args.run, args.python, args.repeats, args.warmup)
+    names = model_names(exported)
+    result = run_bench(args.run, args.python, args.repeats, args.warmup, names)
     models = result["models"]
     print(f"{exported['job']} run {exported['run_id']}: {result['runtime']} {result['runtime_version']}, "
           f"{result['machine']}, {result['cores']} cores, batch 1, {args.repeats} runs after {args.warmup} warm-up")
-    print(f"{'threads':>7}  {'float32 p50':>11}  {'int8 p50':>9}  {'int8/f32':>8}  "
-          f"{'float32 p95':>11}  {'int8 p95':>9}  {'int8/f32':>8}")
-    for key in sorted(k for k in models["float32"] if k.startswith("threads_")):
-        f32, i8 = models["float32"][key], models["int8"][key]
+    header = f"{'threads':>7}  {'float32 p50':>11}  {'p95':>8}"
+    for name in names[1:]:
+        header += f"  {name + ' p50':>11}  {'p95':>8}  {'/f32':>6}"
+    print(header)
+    for key in sorted((k for k in models["float32"] if k.startswith("threads_")), key=lambda k: int(k[8:])):
+        f32 = models["float32"][key]
         threads = key.split("_", 1)[1] + ("" if f32.get("threads_honoured", True) else "*")
-        print(f"{threads:>7}  {f32['p50_ms']:>8.3f} ms  {i8['p50_ms']:>6.3f} ms  "
-              f"{i8['p50_ms'] / f32['p50_ms']:>7.2f}x  "
-              f"{f32['p95_ms']:>8.3f} ms  {i8['p95_ms']:>6.3f} ms  {i8['p95_ms'] / f32['p95_ms']:>7.2f}x")
+        line = f"{threads:>7}  {f32['p50_ms']:>8.3f} ms  {f32['p95_ms']:>5.3f} ms"
+        for name in names[1:]:
+            other = models[name][key]
+            line += (f"  {other['p50_ms']:>8.3f} ms  {other['p95_ms']:>5.3f} ms  "
+                     f"{other['p50_ms'] / f32['p50_ms']:>5.2f}x")
+        print(line)
     keras = result.get("keras", {})
     if "p50_ms" in keras:
         best = min(models["float32"][k]["p50_ms"] for k in models["float32"] if k.startswith("threads_"))
@@ -68,7 +81,7 @@ def main() -> int:
               f" = {keras['p50_ms'] / best:.1f}x the best TFLite float32 p50 ({best:.3f} ms)")
     else:
         print(f"Keras: {keras.get('skipped', 'not measured')}")
-    for name in ("float32", "int8"):
+    for name in names:
         entry = exported["models"][name]
         print(f"{name:>7}: {entry['bytes'] / 1e6:.2f} MB, test accuracy {entry['accuracy']:.4f} ({entry['io']} I/O)")
     print(f"   keras: test accuracy {exported['keras_accuracy']:.4f}; int8 size {exported['int8_size_ratio']:.1%} "

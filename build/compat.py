@@ -273,3 +273,18 @@ def check_built_wheelhouse(recipe: object, out_dir: Path) -> None:
     wheels = sorted(p.name for p in out_dir.glob("*.whl"))
     for profile in profiles_shipping(str(getattr(recipe, "name"))):
         require_fit(wheels, target_of(profile), f"{getattr(recipe, 'name')} (built wheelhouse)")
+
+
+# The TFLite runtimes infer: looks for, in jobs/bench_tflite.py's order (wheel name prefix).
+EDGE_RUNTIMES = (("ai_edge_litert-", "ai-edge-litert"), ("tflite_runtime-", "tflite-runtime"))
+
+
+def edge_runtime(wheels: Iterable[str]) -> str:
+    """Which TFLite interpreter a wheelhouse's hosts run infer: with: a runtime wheel it
+    ships (checked above like every other wheel), else TensorFlow's own tf.lite."""
+    names = sorted(wheels)
+    for prefix, label in EDGE_RUNTIMES:
+        for wheel in names:
+            if wheel.startswith(prefix):
+                return f"{label} {wheel[len(prefix):].split('-', 1)[0]} ({wheel})"
+    return "TensorFlow's own tf.lite.Interpreter (no separate TFLite runtime in the wheelhouse)"

@@ -137,7 +137,7 @@ def local_path(url: str, base_dir: Optional[Path]) -> Optional[Path]:
 
 def _fetch_local(path: Path, source: Any, target: Path) -> None:
     if path.is_dir():
-        actual = tree_hash(path, FileHashCache.default())
+        actual = tree_hash(path, FileHashCache.for_tree(path))
         if actual != source.sha256:
             raise _mismatch(source.sha256, actual, f"directory {path}")
         staging = target.parent.parent / ".tmp" / f"{source.sha256}.tree"

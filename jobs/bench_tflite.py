@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Batch-1 latency of exported TFLite models on this host, and of the Keras model itself.
 
-    python bench_tflite.py dir=DIR [repeats=200] [warmup=20]
+    python bench_tflite.py dir=DIR [repeats=200] [warmup=20] [models=float32,int8]
 
-DIR holds float32.tflite, int8.tflite, samples.npy (a fixed float32 batch, inputs as the
+DIR holds <model>.tflite for each of ``models`` (e.g. also dynamic), samples.npy (a fixed float32 batch, inputs as the
 model takes them) and optionally model/ (the SavedModel, for the Keras comparison). The
-runtime is the first of ai_edge_litert, tflite_runtime, tensorflow.lite that imports.
+runtime is the first of ai_edge_litert, tflite_runtime, tensorflow.lite that imports and
+loads a model (tried in a child process first: see PROBE).
 Each model runs ``warmup`` untimed invokes, then ``repeats`` timed ones, with 1 thread and
 with every core; the last stdout line is ``PIFORGE_BENCH {json}``. Runs on Python 3.8
 (TF 2.2.0) and on current Python with ai-edge-litert.
@@ -24,29 +25,52 @@ if importlib.util.find_spec("tf_keras") is not None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DEFAULTS = {"dir": ".", "repeats": "200", "warmup": "20"}
-MODELS = ("float32", "int8")
+DEFAULTS = {"dir": ".", "repeats": "200", "warmup": "20", "models": "float32,int8"}
 
 
-def runtime() -> Tuple[str, str, Any]:
-    """(name, version, Interpreter class) of the first TFLite runtime that imports."""
+# Creating one Interpreter in a child first: a runtime that dies by a signal (ai-edge-litert
+# 2.3.0's aarch64 wheel segfaults in Interpreter() under qemu-user; TF's own tf.lite does not)
+# is skipped for the next one, and the result says why, instead of the whole benchmark dying.
+PROBE = "import sys, importlib; m = importlib.import_module(sys.argv[1]); m.Interpreter(model_path=sys.argv[2])"
+CANDIDATES = (("ai-edge-litert", "ai_edge_litert", "ai_edge_litert.interpreter"),
+              ("tflite-runtime", "tflite_runtime", "tflite_runtime.interpreter"))
+
+
+def _probe(module: str, model: str) -> str:
+    """'' if ``module``'s Interpreter loads ``model`` in a child process, else why not."""
+    import subprocess
+
     try:
-        from ai_edge_litert import interpreter as litert  # type: ignore[import-not-found]
-        import ai_edge_litert  # type: ignore[import-not-found]
+        done = subprocess.run([sys.executable, "-c", PROBE, module, model], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=600, check=False)
+    except subprocess.TimeoutExpired:
+        return "Interpreter() did not return within 600 s"
+    if done.returncode == 0:
+        return ""
+    if done.returncode < 0:
+        return f"Interpreter() died by signal {-done.returncode}"
+    tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
+    return f"Interpreter() failed: {tail[0] if tail else f'exit {done.returncode}'}"
 
-        return "ai-edge-litert", getattr(ai_edge_litert, "__version__", "?"), litert.Interpreter
-    except ImportError:
-        pass
-    try:
-        from tflite_runtime import interpreter as tflite  # type: ignore[import-not-found]
-        import tflite_runtime  # type: ignore[import-not-found]
 
-        return "tflite-runtime", getattr(tflite_runtime, "__version__", "?"), tflite.Interpreter
-    except ImportError:
-        pass
+def runtime(model: str) -> Tuple[str, str, Any, List[str]]:
+    """(name, version, Interpreter class, runtimes skipped and why) of the first TFLite
+    runtime that imports and loads ``model``."""
+    import importlib
+
+    skipped: List[str] = []
+    for label, package, module in CANDIDATES:
+        if importlib.util.find_spec(package) is None:
+            continue
+        version = getattr(importlib.import_module(package), "__version__", "?")
+        why = _probe(module, model)
+        if why:
+            skipped.append(f"{label} {version}: {why}")
+            continue
+        return label, version, importlib.import_module(module).Interpreter, skipped
     import tensorflow as tf
 
-    return "tf.lite", tf.__version__, tf.lite.Interpreter
+    return "tf.lite", tf.__version__, tf.lite.Interpreter, skipped
 
 
 def percentiles(samples: List[float]) -> Dict[str, float]:
@@ -114,11 +138,13 @@ def time_calls(call: Any, inputs: List[Any], warmup: int, repeats: int) -> List[
     return samples
 
 
-def bench_tflite(directory: str, x: Any, warmup: int, repeats: int) -> Dict[str, Any]:
-    name, version, interpreter_class = runtime()
+def bench_tflite(directory: str, x: Any, warmup: int, repeats: int, models: List[str]) -> Dict[str, Any]:
+    name, version, interpreter_class, skipped = runtime(os.path.join(directory, f"{models[0]}.tflite"))
     cores = os.cpu_count() or 1
     result: Dict[str, Any] = {"runtime": name, "runtime_version": version, "models": {}}
-    for model_name in MODELS:
+    if skipped:
+        result["runtime_skipped"] = skipped
+    for model_name in models:
         entry: Dict[str, Any] = {}
         for threads in sorted({1, cores}):
             model = Model(interpreter_class, os.path.join(directory, f"{model_name}.tflite"), threads)
@@ -159,7 +185,8 @@ def main() -> None:
 
     x = np.load(os.path.join(params["dir"], "samples.npy")).astype(np.float32)
     warmup, repeats = int(params["warmup"]), int(params["repeats"])
-    result = bench_tflite(params["dir"], x, warmup, repeats)
+    models = [m for m in params["models"].split(",") if m]
+    result = bench_tflite(params["dir"], x, warmup, repeats, models)
     result["keras"] = bench_keras(params["dir"], x, warmup, repeats)
     result.update(cores=os.cpu_count() or 1, machine=platform.machine(), python=platform.python_version(),
                   batch=1, warmup=warmup, repeats=repeats)

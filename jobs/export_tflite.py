@@ -3,7 +3,10 @@
 measure each on the job's whole test set. Run by the TensorFlow that trained the model
 (plain TF: TF 2.2.0 on Python 3.8 as well as TF 2.21 + tf-keras):
 
-    python export_tflite.py model=DIR data=FILE.npz out=DIR [samples=300] [seed=1]
+    python export_tflite.py model=DIR data=FILE.npz out=DIR [samples=300] [seed=1] [dynamic=1]
+
+dynamic=1 adds dynamic.tflite: dynamic-range quantization (int8 weights, float
+activations and I/O, no calibration data).
 
 The data file is the job's own .npz (x_train, y_train, x_test, y_test; uint8 images
 scaled by 1/255 as the built-in jobs do). One output of size 1 is a sigmoid (> 0.5 is
@@ -26,12 +29,47 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TF 2.2's converter runs the toco_from_protos binary of its own venv, found on PATH
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
-DEFAULTS = {"model": "model", "data": "data.npz", "out": "export", "samples": "300", "seed": "1"}
+DEFAULTS = {"model": "model", "data": "data.npz", "out": "export", "samples": "300", "seed": "1", "dynamic": "0"}
 
 
-def fail(stage: str, message: str) -> None:
-    print("PIFORGE_EXPORT_ERROR " + json.dumps({"stage": stage, "message": message}), flush=True)
+def fail(stage: str, message: str, op: str = "") -> None:
+    print("PIFORGE_EXPORT_ERROR " + json.dumps({"stage": stage, "message": message, "op": op}), flush=True)
     sys.exit(3)
+
+
+# How TF's converter names an op it cannot map ('tf.MatrixDeterminant' op is neither a
+# custom op nor a flex op; older: "Some of the operators ... : MatrixDeterminant.")
+_OP_PATTERNS = (r"'(tf\.[A-Za-z0-9_]+)' op is neither a custom op nor a flex op",
+                r"'(tf\.[A-Za-z0-9_]+)' op",
+                r"this is not supported by TensorFlow Lite[^:]*: ([A-Za-z0-9_, ]+)",
+                r"operators in the model are not supported[^:]*:\s*([A-Za-z0-9_, ]+)")
+
+
+def converter_words(text: str) -> str:
+    """The converter's message without its pages of MLIR locations: the lines that name an
+    unsupported op or say what is not supported, from the op's quoted name on."""
+    import re
+
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    key = [line for line in lines if " op " in line or "not supported" in line][:3] or lines[:3]
+    words = []
+    for line in key:
+        quoted = re.search(r"'tf\.[A-Za-z0-9_]+' op .*", line)
+        words.append(quoted.group(0) if quoted else re.sub(r"^.*?error: loc\(.*?\)+: ", "", line))
+    prefix = text.split(":", 1)[0]
+    joined = " | ".join(words)   # the first line lost "ConverterError: " with its locations
+    return (joined if joined.startswith(prefix) else f"{prefix}: {joined}")[:2000]
+
+
+def failed_op(message: str) -> str:
+    """The op the converter could not convert, from its own message ('' if it names none)."""
+    import re
+
+    for pattern in _OP_PATTERNS:
+        found = re.search(pattern, message)
+        if found:
+            return found.group(1).strip().rstrip(".,")
+    return ""
 
 
 def parse(argv: List[str]) -> Dict[str, str]:
@@ -77,10 +115,13 @@ def representative(x: Any, count: int, seed: int) -> Callable[[], Any]:
     return generate
 
 
-def convert(tf: Any, model_dir: str, quantize: bool, x_train: Any, samples: int, seed: int) -> Tuple[bytes, str]:
+def convert(tf: Any, model_dir: str, kind: str, x_train: Any, samples: int, seed: int) -> Tuple[bytes, str]:
+    """kind: float32 (no optimization), dynamic (int8 weights only), int8 (full integer)."""
     converter = tf.lite.TFLiteConverter.from_saved_model(model_dir)
     io = "float32"
-    if quantize:
+    if kind == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]   # no representative data: dynamic range
+    if kind == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative(x_train, samples, seed)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -156,11 +197,13 @@ def main() -> None:
                               "representative_samples": min(int(params["samples"]), len(x_train)),
                               "input_shape": [d for d in shape[1:]],
                               "keras_accuracy": keras_accuracy(tf, model, x_test, y_test), "models": {}}
-    for name, quantize in (("float32", False), ("int8", True)):
+    kinds = ["float32", "int8"] + (["dynamic"] if params["dynamic"] not in ("0", "", "no") else [])
+    for name in kinds:
         try:
-            flat, io = convert(tf, params["model"], quantize, x_train, int(params["samples"]), int(params["seed"]))
+            flat, io = convert(tf, params["model"], name, x_train, int(params["samples"]), int(params["seed"]))
         except Exception as error:  # noqa: BLE001
-            fail(f"convert {name}", f"{type(error).__name__}: {error}")
+            text = f"{type(error).__name__}: {error}"
+            fail(f"convert {name}", converter_words(text), failed_op(text))
         path = os.path.join(params["out"], f"{name}.tflite")
         with open(path, "wb") as handle:
             handle.write(flat)

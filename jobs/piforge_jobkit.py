@@ -23,6 +23,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 if importlib.util.find_spec("tf_keras") is not None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# The strategy's first barrier waits on gRPC's reconnect backoff (TF caps it at 1 s) when
+# a peer's server came up a moment after the first connect: measured 0.07-1.04 s after the
+# last worker's import with the default, 0.09-0.12 s with these (TF 2.2 and current TF
+# read them; bench/train_scaling.py).
+os.environ.setdefault("TF_GRPC_DEFAULT_OPTIONS",
+                      "grpc.initial_reconnect_backoff_ms=50,grpc.max_reconnect_backoff_ms=200")
 
 PROCESS_START = time.time()
 
@@ -31,6 +37,11 @@ def event(kind: str, **fields: Any) -> None:
     """One machine-readable line for the launcher (flushed at once: logs stream live)."""
     fields["t"] = round(time.time(), 3)
     print(f"PIFORGE_EVENT {kind} {json.dumps(fields, sort_keys=True)}", flush=True)
+
+
+def mark(name: str) -> None:
+    """A start-up milestone (bench/train_scaling.py shows where the first step's seconds go)."""
+    event("phase", name=name, since_start=round(time.time() - PROCESS_START, 3))
 
 
 # Longer names cluster.toml files use for the same hyperparameters.
@@ -92,8 +103,25 @@ def make_strategy(worker: Worker) -> Any:
     if worker.count == 1 and not os.environ.get("TF_CONFIG"):
         return tf.distribute.get_strategy()  # the single-host baseline: no collectives at all
     stable = getattr(tf.distribute, "MultiWorkerMirroredStrategy", None)  # TF >= 2.4
-    factory = stable or tf.distribute.experimental.MultiWorkerMirroredStrategy  # TF 2.2
-    return factory()
+    if stable is None:   # TF 2.2: no communication options to give
+        strategy = tf.distribute.experimental.MultiWorkerMirroredStrategy()
+    else:
+        strategy = stable(communication_options=communication_options(tf))
+    mark("strategy")
+    return strategy
+
+
+def communication_options(tf: Any) -> Any:
+    """``PIFORGE_BYTES_PER_PACK`` (a profile's [job_env] may set it): gradients all-reduced
+    in packs of about that many bytes (TF >= 2.4); unset or 0: TF's default."""
+    text = os.environ.get("PIFORGE_BYTES_PER_PACK", "").strip()
+    try:
+        size = int(text) if text else 0
+    except ValueError:
+        raise SystemExit(f"job: PIFORGE_BYTES_PER_PACK={text!r}: expected a number of bytes") from None
+    if size <= 0:
+        return tf.distribute.experimental.CommunicationOptions()
+    return tf.distribute.experimental.CommunicationOptions(bytes_per_pack=size)
 
 
 def start(defaults: Dict[str, Any]) -> Tuple[Dict[str, Any], Worker, Any, Dict[str, Any]]:
@@ -104,7 +132,9 @@ def start(defaults: Dict[str, Any]) -> Tuple[Dict[str, Any], Worker, Any, Dict[s
     import tensorflow as tf
 
     tf.random.set_seed(params["seed"])
-    return params, worker, strategy, load_arrays(params["data"])
+    arrays = load_arrays(params["data"])
+    mark("data_loaded")
+    return params, worker, strategy, arrays
 
 
 def load_arrays(path: str) -> Dict[str, Any]:
@@ -115,7 +145,8 @@ def load_arrays(path: str) -> Dict[str, Any]:
 
 
 def training_input(x: Any, y: Any, worker: Worker, per_worker_batch: int,
-                   preprocess: Callable[[Any, Any], Tuple[Any, Any]], seed: int = 1) -> Any:
+                   preprocess: Callable[[Any, Any], Tuple[Any, Any]], seed: int = 1,
+                   vectorized: bool = False) -> Any:
     """The per-worker input pipeline: shard first, then decode/map, cache, shuffle, prefetch.
 
     Sharding the raw arrays before anything else means each worker converts only its
@@ -123,18 +154,69 @@ def training_input(x: Any, y: Any, worker: Worker, per_worker_batch: int,
     user's second Pi buy nothing). TF's auto-sharding is off because we did it here.
     The dataset is batched at the global batch size: MultiWorkerMirroredStrategy splits
     each batch by the number of replicas, so every worker steps on ``per_worker_batch``.
+
+    ``vectorized``: ``preprocess`` works on whole batches as well as on single elements
+    (a cast and a scale): it then runs once a batch, after shuffling the raw elements.
+    The batches are the same; the first one comes ~0.5 s sooner (no per-element map to
+    fill the shuffle buffer) and every later one costs less CPU.
     """
     import tensorflow as tf
 
     x_shard, y_shard = x[worker.index::worker.count], y[worker.index::worker.count]
+    shard_event(len(x_shard), per_worker_batch, worker)
     dataset = tf.data.Dataset.from_tensor_slices((x_shard, y_shard))
-    dataset = dataset.map(preprocess, num_parallel_calls=tf.data.experimental.AUTOTUNE)
-    dataset = dataset.cache().shuffle(min(len(x_shard), 10000), seed=seed + worker.index)
+    autotune = tf.data.experimental.AUTOTUNE
+    if not vectorized:
+        dataset = dataset.map(preprocess, num_parallel_calls=autotune).cache()
+    dataset = dataset.shuffle(min(len(x_shard), 10000), seed=seed + worker.index)
     dataset = dataset.repeat().batch(per_worker_batch * worker.count)
+    if vectorized:
+        dataset = dataset.map(preprocess, num_parallel_calls=autotune)
     dataset = dataset.prefetch(tf.data.experimental.AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options)
+
+
+def shard_event(samples: int, per_worker_batch: int, worker: Worker) -> None:
+    """Say how much data this worker's shard holds (the report warns about tiny shards:
+    a few batches repeated every epoch). Custom scripts that shard by hand may call it."""
+    batch = max(1, int(per_worker_batch))
+    event("shard", samples=int(samples), batch=batch, batches=int(samples) // batch,
+          index=worker.index, workers=worker.count)
+
+
+def compute_probe(model: Any, per_worker_batch: int, state: Dict[str, Any]) -> Optional[float]:
+    """Seconds this host alone takes for a forward pass of one probe batch (zeros shaped like
+    the model's input; no collectives).
+
+    Why: under MultiWorkerMirroredStrategy every step ends in an all-reduce, so every host's
+    wall-clock step time is the slowest host's; a straggler only shows in work timed
+    without its peers. Timed over >= 0.25 s (and >= 2 passes), so a host that is stopped
+    part of the time (throttling) is measured at its average speed.
+    """
+    try:
+        if "input" not in state:
+            import numpy as np
+
+            shape = tuple(model.inputs[0].shape[1:])
+            if any(d is None for d in shape):
+                state["input"] = None
+            else:
+                dtype = getattr(model.inputs[0].dtype, "as_numpy_dtype", np.float32)
+                state["input"] = np.zeros((min(per_worker_batch, 64),) + shape, dtype=dtype)
+                model(state["input"], training=False)  # the first call builds; not timed
+        probe = state["input"]
+        if probe is None:
+            return None
+        calls, started = 0, time.perf_counter()
+        while calls < 2 or (time.perf_counter() - started < 0.25 and calls < 200):
+            model(probe, training=False)
+            calls += 1
+        return (time.perf_counter() - started) / calls
+    except Exception:  # a model the probe cannot feed: no figure, never a failed job
+        state["input"] = None
+        return None
 
 
 def make_optimizer(name: str, learning_rate: float) -> Any:
@@ -156,12 +238,17 @@ def history_callback(per_worker_batch: int, steps: int) -> Any:
             super().__init__()
             self.epoch_start = 0.0
             self.first_step_seen = False
+            self.probe_state: Dict[str, Any] = {}  # the probe batch, made once
 
         def on_train_begin(self, logs: Optional[Dict[str, Any]] = None) -> None:
             event("fit_start", since_start=round(time.time() - PROCESS_START, 3))
 
         def on_epoch_begin(self, epoch: int, logs: Optional[Dict[str, Any]] = None) -> None:
             self.epoch_start = time.time()
+
+        def on_train_batch_begin(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
+            if not self.first_step_seen:
+                mark("first_batch_begin")   # the iterator exists; tracing + step 1 follow
 
         def on_train_batch_end(self, batch: int, logs: Optional[Dict[str, Any]] = None) -> None:
             if not self.first_step_seen:
@@ -172,10 +259,12 @@ def history_callback(per_worker_batch: int, steps: int) -> Any:
             seconds = time.time() - self.epoch_start
             logs = logs or {}
             accuracy = logs.get("accuracy", logs.get("acc"))
+            probe = compute_probe(self.model, per_worker_batch, self.probe_state)
             event("epoch", epoch=epoch + 1, loss=float(logs.get("loss", float("nan"))),
                   accuracy=None if accuracy is None else float(accuracy),
                   seconds=round(seconds, 4), step_time=round(seconds / steps, 5),
                   samples_per_second=round(steps * per_worker_batch / seconds, 2),
+                  compute_probe=None if probe is None else round(probe, 6),
                   peak_rss_mb=peak_rss_mb())
 
     return EpochEvents()

@@ -15,8 +15,8 @@ from .context import project
 __all__ = ["task_compat"]
 
 
-def _rows_for(profile: Any) -> Tuple[List[List[str]], int, str]:
-    """(rows, misfits, what was checked) for one profile."""
+def _rows_for(profile: Any) -> Tuple[List[List[str]], int, str, List[str]]:
+    """(rows, misfits, what was checked, wheel names seen) for one profile."""
     from ..compat import check_wheels, pip_problem, pinned_wheels, target_of
 
     target = target_of(profile)
@@ -49,14 +49,14 @@ def _rows_for(profile: Any) -> Tuple[List[List[str]], int, str]:
     if problem:
         rows.append([f"pip {target.pip}", "-", f"NO: {problem}"])
         misfits += 1
-    return rows, misfits, what
+    return rows, misfits, what, wheels
 
 
 def _compat() -> Any:
     from doit.exceptions import TaskFailed
 
     from ..cluster.table import render_table
-    from ..compat import target_of
+    from ..compat import edge_runtime, target_of
     from ..profiles import list_profiles
 
     chosen = project().options.get("profile")
@@ -64,9 +64,10 @@ def _compat() -> Any:
     bad: List[str] = []
     for name in names:
         profile = project().profile(name)
-        rows, misfits, what = _rows_for(profile)
+        rows, misfits, what, wheels = _rows_for(profile)
         print(f"compat: {target_of(profile).describe()}", flush=True)
         print(f"compat: checking {what}", flush=True)
+        print(f"compat: {name}: edge runtime (infer:): {edge_runtime(wheels)}", flush=True)
         print(render_table(["wheel", "tags", "fits?"], rows), flush=True)
         if misfits:
             bad.append(f"{name} ({misfits})")

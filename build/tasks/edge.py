@@ -2,14 +2,15 @@
 on every host of the job).
 
 Command-line variables: ``run=ID`` (default: the job's latest successful run),
-``calibration=N`` (representative samples of the int8 conversion), ``repeats=N`` (timed
+``calibration=N`` (representative samples of the int8 conversion), ``dynamic=1`` (also a
+dynamic-range model: int8 weights, float activations), ``repeats=N`` (timed
 invokes per model and thread count), ``cluster=PATH`` as for train:.
 """
 from __future__ import annotations
 
 from typing import Any, Dict, Iterator
 
-from ..options import OptionSpec, _whole, register
+from ..options import OptionSpec, _flag, _whole, register
 from .cluster import job_subtasks
 from .context import project
 
@@ -18,6 +19,8 @@ __all__ = ["task_export", "task_infer"]
 register(
     OptionSpec("calibration", _whole, "N", "training samples that calibrate the int8 model (default 300)",
                "export:"),
+    OptionSpec("dynamic", _flag, "1/0", "also export dynamic.tflite (dynamic-range: int8 weights, float "
+               "activations)", "export:"),
     OptionSpec("repeats", _whole, "N", "timed batch-1 invokes per model and thread count (default 200)",
                "infer:"),
 )
@@ -28,7 +31,8 @@ def _export(job: str) -> None:
 
     here = project()
     here.cluster.job(job)
-    export(here.cluster, job, here.options.get("run"), calibration=here.options.get("calibration", 300) or 300)
+    export(here.cluster, job, here.options.get("run"), calibration=here.options.get("calibration", 300) or 300,
+           dynamic=bool(here.options.get("dynamic", False)))
 
 
 def _infer(job: str) -> None:
@@ -42,7 +46,7 @@ def _infer(job: str) -> None:
 def task_export() -> Iterator[Dict[str, Any]]:
     """A run's saved model as float32 and int8 TFLite, with test-set accuracies (export:mnist)."""
     yield from job_subtasks("export", "Export a job's trained model to TFLite (float32, int8)", _export,
-                            lambda job: f"export job {job}'s latest model to TFLite (run=ID calibration=N)")
+                            lambda job: f"export job {job}'s latest model to TFLite (run=ID calibration=N dynamic=1)")
 
 
 def task_infer() -> Iterator[Dict[str, Any]]:

@@ -119,7 +119,7 @@ def failed_hosts(blamed: Optional[str], members: Sequence[str], answers: Callabl
     silent = [name for name in members if not answers(name)]
     if silent:
         return silent
-    return [blamed] if blamed in members else []
+    return [blamed] if blamed is not None and blamed in members else []
 
 
 @dataclass

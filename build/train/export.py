@@ -4,7 +4,7 @@ The conversion runs with the TensorFlow that trained the model (the run's profil
 deployed on the job's first host), through jobs/export_tflite.py. The result sits beside
 the run:
 
-    <run>/export/float32.tflite, int8.tflite
+    <run>/export/float32.tflite, int8.tflite (and dynamic.tflite with ``dynamic=1``)
     <run>/export/export.json     files (sha256, bytes, I/O type), accuracies, TF version
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import tarfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..cluster.hosts import open_host
 from ..errors import ExportError, TrainingError
@@ -27,6 +27,7 @@ from .records import list_runs, find_run
 Say = Callable[[str], None]
 EXPORT_SCRIPT = JOBS_DIR / "export_tflite.py"
 MODELS = ("float32", "int8")
+OPTIONAL_MODELS = ("dynamic",)   # dynamic-range quantization: int8 weights, float activations
 RESULT = "PIFORGE_EXPORT "
 FAILURE = "PIFORGE_EXPORT_ERROR "
 SAMPLES = "samples.npy"   # a fixed batch of preprocessed test inputs, for infer:
@@ -82,9 +83,10 @@ def check_inputs(run: Path, info: Dict[str, Any]) -> Path:
     return Path(data)
 
 
-def export(cluster: Any, job: str, run: Optional[str] = None, *, calibration: int = 300,
+def export(cluster: Any, job: str, run: Optional[str] = None, *, calibration: int = 300, dynamic: bool = False,
            say: Say = _say, runs_root: Optional[Path] = None) -> Dict[str, Any]:
     """Convert and evaluate; returns the export record (also written to export.json)."""
+    names = MODELS + (OPTIONAL_MODELS if dynamic else ())
     path = pick_run(job, run, runs_root)
     info = _run_info(path)
     data = check_inputs(path, info)
@@ -112,23 +114,25 @@ def export(cluster: Any, job: str, run: Optional[str] = None, *, calibration: in
             host.put(data, str(remote_data))
         started = time.monotonic()
         result = host.run([python, "-u", EXPORT_SCRIPT.name, f"model={work}/model", f"data={remote_data}",
-                           f"out={work}/out", f"samples={calibration}"],
+                           f"out={work}/out", f"samples={calibration}", f"dynamic={int(dynamic)}"],
                           cwd=work, env=profile_job_env(profile), timeout=3600, check=False)
         measured = _parse_result(result, host.name)
         out = path / "export"
         out.mkdir(exist_ok=True)
-        for name in MODELS:
+        for stale in out.glob("*.tflite"):   # a new export replaces the last one whole
+            stale.unlink()
+        for name in names:
             host.get(f"{work}/out/{name}.tflite", out / f"{name}.tflite")
         host.get(f"{work}/out/{SAMPLES}", out / SAMPLES)
         host.run(["rm", "-rf", work], check=False, timeout=60)
-    record = _record(path, info, profile, data, measured, out, time.monotonic() - started)
+    record = _record(path, info, profile, data, measured, out, time.monotonic() - started, names)
     (out / "export.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    for name in MODELS:
+    for name in names:
         entry = record["models"][name]
         say(f"{name}.tflite: {entry['bytes']} bytes ({entry['io']} I/O), sha256 {entry['sha256'][:16]}")
     say(f"export record: {out / 'export.json'}")
     print(f"keras_accuracy={record['keras_accuracy']:.4f}", flush=True)
-    for name in MODELS:
+    for name in names:
         print(f"{name}_accuracy={record['models'][name]['accuracy']:.4f}", flush=True)
     return record
 
@@ -143,7 +147,11 @@ def _parse_result(result: Any, host: str) -> Dict[str, Any]:
     for line in reversed(lines):
         if line.startswith(FAILURE):
             failure = json.loads(line[len(FAILURE):])
-            raise ExportError(f"{host}: {failure['stage']} failed: {failure['message']}")
+            at = f" at op {failure['op']}" if failure.get("op") else ""
+            raise ExportError(f"{host}: {failure['stage']} failed{at}: {failure['message']}",
+                              hint="TFLite has no kernel for that op: change the model, or convert with "
+                                   "SELECT_TF_OPS yourself (the runtime then needs the Flex delegate)"
+                              if at else None)
         if line.startswith(RESULT):
             return json.loads(line[len(RESULT):])
     tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-5:])
@@ -151,9 +159,9 @@ def _parse_result(result: Any, host: str) -> Dict[str, Any]:
 
 
 def _record(run: Path, info: Dict[str, Any], profile: str, data: Path, measured: Dict[str, Any],
-            out: Path, seconds: float) -> Dict[str, Any]:
+            out: Path, seconds: float, names: Tuple[str, ...] = MODELS) -> Dict[str, Any]:
     models: Dict[str, Any] = {}
-    for name in MODELS:
+    for name in names:
         file = out / f"{name}.tflite"
         models[name] = dict(measured["models"][name], bytes=file.stat().st_size, sha256=sha256_file(file))
     return {

@@ -38,7 +38,9 @@ def infer(cluster: Any, job: str, run: Optional[str] = None, *, repeats: int = 2
           say: Say = _say, runs_root: Optional[Path] = None) -> Dict[str, Any]:
     path = _exported_run(job, run, runs_root)
     exported = load_export(path)
-    profile = exported["profile"]
+    # The hosts run the runtime of the profile deployed on them (a .tflite file is portable:
+    # a model exported on x86 runs on the Pis), not necessarily the profile that exported it.
+    profile = str(getattr(cluster, "profile", "") or exported["profile"])
     names = [h.name for h in cluster.job_hosts(job)]
     files = _payload(path, exported)
     out = path / "infer"
@@ -48,13 +50,17 @@ def infer(cluster: Any, job: str, run: Optional[str] = None, *, repeats: int = 2
         for name in names:
             say(f"infer: {name}: {repeats} timed batch-1 runs per model and thread count")
             results[name] = _bench_host(cluster, name, profile, path.name, files, repeats, warmup)
+            for why in results[name].get("runtime_skipped", []):
+                say(f"infer: {name}: runtime {why}; ran {results[name]['runtime']} "
+                    f"{results[name]['runtime_version']} instead")
             (out / f"{name}.json").write_text(json.dumps(results[name], indent=2, sort_keys=True) + "\n",
                                               encoding="utf-8")
     finally:
         staged = out / "model.tar"   # a copy of model/, only for shipping
         if staged.exists():
             staged.unlink()
-    summary = {"run_id": path.name, "job": job, "profile": profile, "hosts": results, "export": exported,
+    summary = {"run_id": path.name, "job": job, "profile": profile, "export_profile": exported["profile"],
+               "hosts": results, "export": exported,
                "agreement": agreement(results), "created": time.time()}
     (out / "infer.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(latency_table(results), flush=True)
@@ -86,7 +92,7 @@ def _exported_run(job: str, run: Optional[str], root: Optional[Path]) -> Path:
 def _payload(run: Path, exported: Dict[str, Any]) -> Dict[str, Path]:
     """Local file -> name on the host, each verified against the export record first."""
     files: Dict[str, Path] = {BENCH_SCRIPT.name: BENCH_SCRIPT}
-    for name in MODELS:
+    for name in model_names(exported):
         entry = exported["models"][name]
         files[entry["file"]] = _verified(run / "export" / entry["file"], entry["sha256"])
     files[SAMPLES] = _verified(run / "export" / SAMPLES, exported["samples"]["sha256"])
@@ -97,6 +103,16 @@ def _payload(run: Path, exported: Dict[str, Any]) -> Dict[str, Path]:
             tar.add(str(run / "model"), arcname="model")
         files["model.tar"] = model_tar
     return files
+
+
+def model_names(exported: Dict[str, Any]) -> List[str]:
+    """The exported models, float32 and int8 first (then e.g. dynamic)."""
+    rest = sorted(n for n in exported["models"] if n not in MODELS)
+    return [n for n in MODELS if n in exported["models"]] + rest
+
+
+def _models_of(result: Dict[str, Any]) -> List[str]:
+    return [n for n in MODELS if n in result["models"]] + sorted(n for n in result["models"] if n not in MODELS)
 
 
 def _verified(path: Path, sha256: str) -> Path:
@@ -123,8 +139,9 @@ def _bench_host(cluster: Any, name: str, profile: str, run_id: str, files: Dict[
             _check_hashes(host, work, files)
             if "model.tar" in files:
                 host.run(["tar", "-C", work, "-xf", f"{work}/model.tar"], timeout=300)
+            models = ",".join(n[:-len(".tflite")] for n in files if n.endswith(".tflite"))
             result = host.run([python, "-u", BENCH_SCRIPT.name, f"dir={work}", f"repeats={repeats}",
-                               f"warmup={warmup}"], cwd=work, env=profile_job_env(profile),
+                               f"warmup={warmup}", f"models={models}"], cwd=work, env=profile_job_env(profile),
                               timeout=3600, check=False)
         except HostError as error:
             raise InferenceError(f"host {name}: {error.message}") from None
@@ -152,14 +169,16 @@ def agreement(results: Dict[str, Any]) -> Dict[str, Any]:
     """Do all hosts predict the same on the fixed batch (per model), and how often do int8
     and Keras agree with float32?"""
     same: Dict[str, bool] = {}
-    for model in MODELS:
+    first = next(iter(results.values()), None)
+    for model in (_models_of(first) if first else []):
         predictions = [r["models"][model]["predictions"] for r in results.values()]
         same[model] = all(p == predictions[0] for p in predictions)
-    first = next(iter(results.values()), None)
     rates: Dict[str, float] = {}
     if first is not None:
         reference = first["models"]["float32"]["predictions"]
-        rates["int8_vs_float32"] = _rate(first["models"]["int8"]["predictions"], reference)
+        for model in _models_of(first):
+            if model != "float32":
+                rates[f"{model}_vs_float32"] = _rate(first["models"][model]["predictions"], reference)
         if "predictions" in first.get("keras", {}):
             rates["keras_vs_float32"] = _rate(first["keras"]["predictions"], reference)
     return {"same_on_every_host": same, "agreement_rates": rates}
@@ -180,7 +199,7 @@ def agreement_lines(agreed: Dict[str, Any]) -> List[str]:
 def latency_rows(results: Dict[str, Any]) -> List[List[object]]:
     rows: List[List[object]] = []
     for host, result in results.items():
-        for model in MODELS:
+        for model in _models_of(result):
             for key, timing in sorted(result["models"][model].items()):
                 if not key.startswith("threads_"):
                     continue
@@ -208,7 +227,7 @@ def plot(summary: Dict[str, Any], target: Path) -> None:
     results = summary["hosts"]
     bars: List[tuple] = []   # (label, p50)
     for host, result in results.items():
-        for model in MODELS:
+        for model in _models_of(result):
             for key, timing in sorted(result["models"][model].items()):
                 if key.startswith("threads_"):
                     bars.append((f"{host}\n{model} t{key.split('_', 1)[1]}", timing["p50_ms"]))
@@ -222,7 +241,7 @@ def plot(summary: Dict[str, Any], target: Path) -> None:
     left.set_ylabel("p50 latency, batch 1 (ms, log)")
     left.set_title(f"{summary['job']}: latency per host and model")
     exported = summary["export"]
-    for name in MODELS:
+    for name in model_names(exported):
         entry = exported["models"][name]
         right.scatter(entry["bytes"] / 1e6, entry["accuracy"] * 100, s=60, label=name)
         right.annotate(name, (entry["bytes"] / 1e6, entry["accuracy"] * 100))

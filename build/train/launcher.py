@@ -21,8 +21,10 @@ from .datasets import dataset_file
 from .elastic import (BACKUP_DIR, Checkpoint, ElasticPolicy, answers_probe, attempt_params, clear_backup,
                       failed_hosts, fetch_checkpoint, next_lineup, ship_checkpoint, time_lost)
 from .environment import ensure_deployed
+from .isolation import LOCAL_ISOLATION
 from .jobs import TrainingJob, cluster_for, resolve_job
 from .records import RunRecord, load_run, new_run_id
+from .stragglers import step_time_table
 from .supervisor import Deadlines, Outcome, Supervisor, WorkerSpec
 
 Say = Callable[[str], None]
@@ -83,6 +85,7 @@ def train(cluster: Any, job_name: str, overrides: Mapping[str, str], *, say: Say
             _fetch_model(specs, tf_configs, record, say)
     finally:
         record.close()
+        LOCAL_ISOLATION.release(record.path.name, say)
         for host in hosts.values():
             host.close()
     return _conclude(job, record, outcome, say)
@@ -127,7 +130,8 @@ def _attempts(cluster: Any, job: TrainingJob, hosts: Dict[str, Any], data: Optio
         record.update(attempts=attempts, status="staging")
         specs = _stage(current, hosts, tf_configs, data, record, overrides, cluster.profile, say,
                        checkpoint=checkpoint, fresh=number > 1 and checkpoint is None)
-        record.update(status="running", **({} if number > 1 else {"spawned": time.time()}))
+        record.update(status="running", isolation=LOCAL_ISOLATION.mode(record.path.name),
+                      **({} if number > 1 else {"spawned": time.time()}))
         outcome = Supervisor(specs, record, deadlines).run()
         entry.update(status=outcome.status, cause=outcome.cause, failed_host=outcome.host,
                      ended=outcome.ended_at, ready_after=outcome.ready_after)
@@ -231,6 +235,7 @@ def _stage(job: TrainingJob, hosts: Dict[str, Any], tf_configs: Dict[str, Option
             env["TF_CONFIG"] = tf_config_json(config)
             endpoint = (host.spec.address, host.spec.tf_port)
         argv = [python, "-u", job.script.name, *job.script_argv()]
+        argv, env = LOCAL_ISOLATION.wrap(host, record.path.name, job_dir, argv, env, say)  # private /tmp
         return WorkerSpec(host=host, argv=argv, env=env, cwd=job_dir, endpoint=endpoint)
 
     def ship_data(name: str) -> None:
@@ -291,6 +296,7 @@ def _fetch_model(specs: List[WorkerSpec], tf_configs: Mapping[str, Optional[Dict
 
 def _conclude(job: TrainingJob, record: RunRecord, outcome: Outcome, say: Say) -> TrainingResult:
     events = load_run(record.path)["events"]
+    record.update(step_times=step_time_table({"events": events}))  # per host, per epoch (stragglers)
     accuracies = [e["accuracy"] for e in events if e.get("kind") == "test"]
     accuracy = accuracies[0] if accuracies else None
     attempts = load_run(record.path).get("attempts") or []

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from ..errors import TrainingError
 from ..paths import runs_dir
 from .records import find_run, load_run
+from .stragglers import findings, host_figures
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -222,11 +223,36 @@ def summary_markdown(runs: List[Dict[str, Any]], efficiency: Optional[float], im
         if run.get("cause"):
             lines.append(f"  - cause: {run['cause'].splitlines()[0]}")
         lines += restart_lines(run)
+    lines += host_lines(runs)
     lines += ["", "Test accuracy is on the held-out test set after the last epoch; ms/step and "
               "samples/s are medians over epochs after the first (which includes tracing); "
               "samples/s is summed over hosts.", ""]
     lines += [f"![{name}]({name})" for name in images]
     return "\n".join(lines) + "\n"
+
+
+def host_lines(runs: List[Dict[str, Any]]) -> List[str]:
+    """Per-host step times and the straggler / tiny-shard findings of each run."""
+    lines: List[str] = []
+    for run in runs:
+        measure, figures = host_figures(run)
+        found = findings(run)
+        if not figures and not found:
+            continue
+        lines += ["", f"### Hosts of `{run.get('run_id')}`", ""]
+        if figures:
+            walls = {h: median_step_time(dict(run, events=[e for e in run["events"] if e.get("host") == h]))
+                     for h in figures}
+            lines += ["| host | ms/step (wall) | own compute, ms/probe pass |", "| --- | ---: | ---: |"]
+            for host, value in figures.items():
+                wall = walls.get(host)
+                lines.append("| {} | {} | {} |".format(host, _fmt(wall * 1000 if wall else None, "{:.1f}"),
+                                                      _fmt(value * 1000 if measure == "compute_probe" else None,
+                                                           "{:.2f}")))
+            lines.append("")
+        lines += [f"- **{line}**" for line in found] or ["- no straggler (>= 1.3x the other hosts' median), "
+                                                          "no shard under 4 batches"]
+    return lines
 
 
 def write_report(selection: str, root: Optional[Path] = None) -> Path:
@@ -252,6 +278,9 @@ def write_report(selection: str, root: Optional[Path] = None) -> Path:
     if (target / "scaling.png").exists():
         images.append("scaling.png")
     (target / "report.md").write_text(summary_markdown(runs, efficiency, images), encoding="utf-8")
+    for run in runs:
+        for line in findings(run):
+            print(f"piforge: {run.get('run_id')}: {line}")
     print(f"piforge: report: {target / 'report.md'}")
     for name in images:
         print(f"piforge: plot: {target / name}")

@@ -21,6 +21,15 @@ def test_every_shipped_profile_passes(tmp_path: Path) -> None:
     # Unbuilt: the TF 2.2 wheelhouse says what it cannot see yet.
     assert "numpy-1.18.5.zip" in result.stdout and "(wheels of recipe tensorflow)" in result.stdout
     assert "not built yet (built from source)" in result.stdout
+    # The edge runtime is one more pinned wheel, checked like the rest (a row that fits).
+    row = [line for line in result.stdout.splitlines()
+           if line.startswith("tflite_runtime-2.13.0-cp38-cp38-manylinux2014_aarch64.whl")]
+    assert row and row[0].rstrip().endswith("yes"), row
+    runtimes = {line.split(":")[1].strip(): line.split("edge runtime (infer:): ", 1)[1]
+                for line in result.stdout.splitlines() if "edge runtime (infer:)" in line}
+    assert runtimes["pi4-ubuntu2004-py38-tf2.13"].startswith("tflite-runtime 2.13.0 ")
+    assert runtimes["rpios-bookworm-py311"].startswith("ai-edge-litert 2.3.0 ")
+    assert runtimes["pi4-ubuntu2004-py38-tf2.2"].startswith("TensorFlow's own tf.lite.Interpreter")
 
 
 def test_old_pip_profile_rejects_grpcio_1_70_0(tmp_path: Path) -> None:

@@ -102,3 +102,18 @@ def test_target_of_a_shipped_profile() -> None:
     target = target_of(load_profile("pi4-ubuntu2004-py38-tf2.2"))
     assert (target.python, target.arch, target.glibc, str(target.pip)) == ((3, 8), "aarch64", (2, 31), "24.3.1")
     assert target.platforms()[0] == "manylinux_2_31_aarch64" and target.platforms()[-1] == "linux_aarch64"
+
+
+def test_tflite_runtime_2_13_fits_the_pi_and_2_14_does_not() -> None:
+    """2.13.0 is the last tflite-runtime a Pi on Ubuntu 20.04 (glibc 2.31) installs."""
+    assert fits("tflite_runtime-2.13.0-cp38-cp38-manylinux2014_aarch64.whl", PI)
+    verdict = check_wheel("tflite_runtime-2.14.0-cp38-cp38-manylinux_2_34_aarch64.whl", PI)
+    assert not verdict.fits and verdict.why == "manylinux_2_34_aarch64 needs glibc 2.34, the target has 2.31"
+
+
+def test_edge_runtime_named_from_the_wheels() -> None:
+    from build.compat import edge_runtime
+
+    assert edge_runtime(["numpy-1.24.3-cp38-cp38-manylinux2014_aarch64.whl",
+                         "tflite_runtime-2.13.0-cp38-cp38-manylinux2014_aarch64.whl"]).startswith("tflite-runtime 2.13.0")
+    assert edge_runtime(["tensorflow-2.2.0-cp38-cp38-linux_aarch64.whl"]).startswith("TensorFlow's own")

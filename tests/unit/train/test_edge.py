@@ -71,3 +71,58 @@ def test_agreement_and_table() -> None:
     rows = latency_rows(results)
     assert len(rows) == 2 * (4 + 1) and rows[0][:4] == ["h0", "ai-edge-litert 2.3.0", "float32", "1"]
     assert "p99 ms" in latency_table(results).splitlines()[0]
+
+
+def _export_script():  # type: ignore[no-untyped-def]
+    """jobs/export_tflite.py as a module (it sets PATH/TF env vars on import: restored)."""
+    import importlib.util
+    import os
+
+    saved = dict(os.environ)
+    try:
+        spec = importlib.util.spec_from_file_location("export_tflite", Path(__file__).resolve().parents[3]
+                                                      / "jobs" / "export_tflite.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return module
+
+
+# TF 2.21's own words for a model using tf.linalg.det (seen in the integration test)
+DET_ERROR = ("ConverterError: Could not translate MLIR to FlatBuffer.<unknown>:0: error: loc(callsite(fused["
+             '"MatrixDeterminant:", "model/det/MatrixDeterminant@__inference__wrapped_model_100"] at fused['
+             '"StatefulPartitionedCall:", "StatefulPartitionedCall"])): \'tf.MatrixDeterminant\' op is neither a '
+             "custom op nor a flex op\nerror: failed while converting: 'main':\nSome ops are not supported by the "
+             "native TFLite runtime, you can enable TF kernels fallback using TF Select.\n")
+
+
+def test_converter_words_name_the_op_without_mlir_locations() -> None:
+    script = _export_script()
+    assert script.failed_op(DET_ERROR) == "tf.MatrixDeterminant"
+    words = script.converter_words(DET_ERROR)
+    assert words.startswith("ConverterError: 'tf.MatrixDeterminant' op is neither a custom op nor a flex op")
+    assert "loc(" not in words and "not supported by the native TFLite runtime" in words
+    assert script.failed_op("ValueError: something else") == ""
+
+
+def test_failed_op_is_said_with_a_hint() -> None:
+    failed = CommandResult("h0", ("python",), 3, 'PIFORGE_EXPORT_ERROR {"stage": "convert float32", '
+                           '"message": "ConverterError: boom", "op": "tf.MatrixDeterminant"}\n', "")
+    with pytest.raises(ExportError, match="h0: convert float32 failed at op tf.MatrixDeterminant: "
+                                          "ConverterError: boom") as caught:
+        _parse_result(failed, "h0")
+    assert "SELECT_TF_OPS" in str(caught.value)
+
+
+def test_optional_dynamic_model_joins_the_tables() -> None:
+    from build.train.infer import model_names
+
+    results = {"h0": _bench([1, 2, 3, 4])}
+    results["h0"]["models"]["dynamic"] = dict(results["h0"]["models"]["float32"], predictions=[1, 2, 0, 4])
+    agreed = agreement(results)
+    assert agreed["same_on_every_host"] == {"float32": True, "int8": True, "dynamic": True}
+    assert agreed["agreement_rates"]["dynamic_vs_float32"] == 0.75
+    assert [row[2] for row in latency_rows(results)] == ["float32"] * 2 + ["int8"] * 2 + ["dynamic"] * 2 + ["savedmodel"]
+    assert model_names({"models": {"dynamic": {}, "int8": {}, "float32": {}}}) == ["float32", "int8", "dynamic"]

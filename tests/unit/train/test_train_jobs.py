@@ -196,3 +196,44 @@ def test_a_value_of_the_wrong_type_is_refused_before_the_deploy(cluster):
     with pytest.raises(UsageError, match=r"learning_rate=fast: job 'mnist' expects float"):
         resolve_job(cluster, "mnist", {"learning_rate": "fast"})
     assert resolve_job(cluster, "mnist", {"lr": "0.01"}).params["lr"] == "0.01"
+
+
+def test_the_jobkit_sets_a_fast_grpc_reconnect_unless_the_user_chose_one():
+    """The strategy's first barrier waits on gRPC's reconnect backoff; see the jobkit."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, piforge_jobkit; print(os.environ['TF_GRPC_DEFAULT_OPTIONS'])"
+    env = {k: v for k, v in os.environ.items() if k != "TF_GRPC_DEFAULT_OPTIONS"}
+    shown = subprocess.run([sys.executable, "-c", code], cwd=JOBS_DIR, env=env, capture_output=True,
+                           text=True, check=True).stdout
+    assert "grpc.initial_reconnect_backoff_ms=50" in shown
+    env["TF_GRPC_DEFAULT_OPTIONS"] = "grpc.max_reconnect_backoff_ms=5000"
+    shown = subprocess.run([sys.executable, "-c", code], cwd=JOBS_DIR, env=env, capture_output=True,
+                           text=True, check=True).stdout
+    assert shown.strip() == "grpc.max_reconnect_backoff_ms=5000"
+
+
+def test_bytes_per_pack_comes_from_the_environment(monkeypatch):
+    """PIFORGE_BYTES_PER_PACK -> CommunicationOptions(bytes_per_pack=...); a fake tf module
+    here, the real one in bench/netns_scaling.py."""
+    import sys
+    import types
+
+    import pytest
+
+    monkeypatch.syspath_prepend(str(JOBS_DIR))
+    import piforge_jobkit as kit
+
+    made = []
+    fake = types.SimpleNamespace(distribute=types.SimpleNamespace(experimental=types.SimpleNamespace(
+        CommunicationOptions=lambda **kw: made.append(kw) or kw)))
+    monkeypatch.delenv("PIFORGE_BYTES_PER_PACK", raising=False)
+    assert kit.communication_options(fake) == {}
+    monkeypatch.setenv("PIFORGE_BYTES_PER_PACK", "4000000")
+    assert kit.communication_options(fake) == {"bytes_per_pack": 4000000}
+    monkeypatch.setenv("PIFORGE_BYTES_PER_PACK", "4MB")
+    with pytest.raises(SystemExit, match="PIFORGE_BYTES_PER_PACK='4MB'"):
+        kit.communication_options(fake)
+    assert "piforge_jobkit" in sys.modules
