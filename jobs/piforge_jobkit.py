@@ -25,10 +25,10 @@ if importlib.util.find_spec("tf_keras") is not None:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 # The strategy's first barrier waits on gRPC's reconnect backoff (TF caps it at 1 s) when
 # a peer's server came up a moment after the first connect: measured 0.07-1.04 s after the
-# last worker's import with the default, 0.09-0.12 s with these (TF 2.2 and current TF
-# read them; bench/train_scaling.py).
+# last worker's import with the default, ~0.1 s with these (TF 2.2 and current TF read
+# them; TF 2.2's gRPC refuses an initial backoff under 100 ms; bench/train_scaling.py).
 os.environ.setdefault("TF_GRPC_DEFAULT_OPTIONS",
-                      "grpc.initial_reconnect_backoff_ms=50,grpc.max_reconnect_backoff_ms=200")
+                      "grpc.initial_reconnect_backoff_ms=100,grpc.max_reconnect_backoff_ms=200")
 
 PROCESS_START = time.time()
 
