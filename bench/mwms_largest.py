@@ -32,8 +32,8 @@ from build.cluster.config import load_cluster  # noqa: E402
 from build.errors import PiforgeError  # noqa: E402
 from build.train.launcher import train  # noqa: E402
 from build.train.records import load_run  # noqa: E402
+from local_hosts import local_cluster_text, shim_host  # noqa: E402
 
-PROFILE = "bench"
 BASE_PORT = 24100
 
 
@@ -68,19 +68,9 @@ class MemoryWatch:
 
 
 def write_cluster(root: Path, python: str, workers: int) -> Path:
-    text = f'[cluster]\nname = "largest"\ntransport = "local"\nprofile = "{PROFILE}"\n\n'
-    names = []
-    for index in range(workers):
-        name = f"w{index:02d}"
-        home = root / f"n{workers}" / name
-        script = home / "venvs" / PROFILE / "current" / "bin" / "python"
-        script.parent.mkdir(parents=True)
-        script.write_text(f'#!/bin/sh\nexec {python} "$@"\n')
-        script.chmod(0o755)
-        text += (f'[[hosts]]\nname = "{name}"\naddress = "127.0.0.1"\ntf_port = {BASE_PORT + index}\n'
-                 f'home = "{home}"\n\n')
-        names.append(name)
-    text += "[jobs.mnist]\nhosts = [" + ", ".join(f'"{n}"' for n in names) + "]\n"
+    hosts = [shim_host(root / f"n{workers}" / f"w{index:02d}", python) for index in range(workers)]
+    text = local_cluster_text("largest", hosts, BASE_PORT)
+    text += "[jobs.mnist]\nhosts = [" + ", ".join(f'"{h.name}"' for h in hosts) + "]\n"
     path = root / f"cluster-{workers}.toml"
     path.write_text(text)
     return path

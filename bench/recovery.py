@@ -26,20 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from build.cluster.config import load_cluster  # noqa: E402
 from build.train.launcher import train  # noqa: E402
 from build.train.records import load_run  # noqa: E402
-
-PROFILE = "bench"
-
+from local_hosts import local_cluster_text, shim_host  # noqa: E402
+from tests.processes import worker_pids  # noqa: E402
 
 def write_cluster(root: Path, python: str) -> Path:
-    text = f'[cluster]\nname = "bench"\ntransport = "local"\nprofile = "{PROFILE}"\n\n'
-    for index in range(3):
-        home = root / f"w{index}"
-        script = home / "venvs" / PROFILE / "current" / "bin" / "python"
-        script.parent.mkdir(parents=True)
-        script.write_text(f'#!/bin/sh\nexec {python} "$@"\n')
-        script.chmod(0o755)
-        text += (f'[[hosts]]\nname = "w{index}"\naddress = "127.0.0.1"\ntf_port = {23470 + index}\n'
-                 f'home = "{home}"\n\n')
+    hosts = [shim_host(root / f"w{index}", python) for index in range(3)]
+    text = local_cluster_text("bench", hosts, 23470)
     text += '[jobs.mnist]\nhosts = ["w0", "w1", "w2"]\nmax_restarts = 1\nmin_workers = 2\n'
     path = root / "cluster.toml"
     path.write_text(text)
@@ -51,18 +43,6 @@ def events(runs: Path) -> List[Dict[str, Any]]:
     for run in runs.glob("*/run.json"):
         found = load_run(run.parent)["events"]
     return found
-
-
-def worker_pids(host_dir: Path) -> List[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if os.readlink(proc / "cwd").startswith(str(host_dir)):
-                    pids.append(int(proc.name))
-            except OSError:
-                pass
-    return pids
 
 
 def one_round(python: str, steps: int, epochs: int, batch: int) -> Dict[str, Optional[float]]:
@@ -126,9 +106,11 @@ def main() -> None:
               f"step (launcher: {result['launcher_recovery']} s from noticing it); work lost "
               f"{result['epochs_lost']:.2f} epoch(s); resumed from epoch {result['resumed_from']}; "
               f"test accuracy {result['accuracy']}")
-    worst = max(r["recovery"] for r in results)
+    # A round whose next attempt never reached a step has no recovery figure: said, not hidden.
+    recoveries = [r["recovery"] for r in results if r["recovery"] is not None]
     lost = max(r["epochs_lost"] or 0.0 for r in results)
-    print(f"recovery (worst) {worst:.1f} s (goal <= 30 s); work lost (worst) {lost:.2f} epochs (goal <= 1)")
+    worst = f"{max(recoveries):.1f} s" if len(recoveries) == len(results) else "none (a round never resumed)"
+    print(f"recovery (worst) {worst} (goal <= 30 s); work lost (worst) {lost:.2f} epochs (goal <= 1)")
 
 
 if __name__ == "__main__":

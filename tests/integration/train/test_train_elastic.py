@@ -16,6 +16,8 @@ from typing import Any, Dict, List
 
 import pytest
 
+from processes import worker_pids
+
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
@@ -41,19 +43,6 @@ def wait_for_checkpoint(home: Path, epoch: int, process: "subprocess.Popen[str]"
     process.kill()
     finish(process)
     raise AssertionError(f"no checkpoint of epoch {epoch} within {timeout} s")
-
-
-def worker_pids(host_dir: Path) -> List[int]:
-    """Processes whose working directory is under a host's directory (its workers)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if os.readlink(proc / "cwd").startswith(str(host_dir)):
-                    pids.append(int(proc.name))
-            except OSError:
-                pass
-    return pids
 
 
 def accuracy_of(out: str) -> float:

@@ -15,6 +15,8 @@ from typing import List
 
 import pytest
 
+from processes import worker_pids
+
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).resolve().parent
@@ -29,19 +31,6 @@ def wait_for_event(piforge_home: Path, kind: str, timeout: float = 180) -> Path:
                 return events.parent
         time.sleep(0.5)
     raise AssertionError(f"no {kind} event within {timeout} s")
-
-
-def worker_pids(host_home: Path) -> List[int]:
-    """Processes whose working directory is under a host's workdir (its workers)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if os.readlink(proc / "cwd").startswith(str(host_home)):
-                    pids.append(int(proc.name))
-            except OSError:
-                pass
-    return pids
 
 
 def ports_of(cluster: Path) -> List[int]:
