@@ -6,6 +6,12 @@ missing library (``missing LIB needed by FILE (wheel WHEEL)``) and exits 11 if a
 missing, 0 otherwise. A wheel built against a build image's libopenblas/libhdf5 then
 fails here, naming the library and the wheel, not at ``import`` in the middle of a job.
 
+What is checked is what ``import`` links: every Python extension module (an ELF file that
+exports a ``PyInit_*`` symbol) and the libraries it loads, as ld.so meets them. Other
+shared objects are plugins a package may dlopen on demand (ai-edge-litert ships OpenVINO
+and Qualcomm dispatch plugins whose vendor SDKs a Pi never has): their libraries are not
+required to import, and deploy's own ``import`` check covers what is dlopen'd at import.
+
 Standalone on purpose (copied to the host, Python 3.8+, stdlib only). The ELF dynamic
 section is read in pure Python; resolution follows ld.so's order: DT_RPATH (when there is
 no DT_RUNPATH), LD_LIBRARY_PATH, DT_RUNPATH, the ldconfig cache, ld.so.conf's dirs, the
@@ -23,7 +29,8 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 EXIT_MISSING = 11
 PT_LOAD, PT_DYNAMIC = 1, 2
-DT_NULL, DT_NEEDED, DT_STRTAB, DT_RPATH, DT_RUNPATH = 0, 1, 5, 15, 29
+DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_RPATH, DT_RUNPATH = 0, 1, 5, 10, 15, 29
+PYTHON_MODULE_MARK = b"PyInit_"   # every extension module exports PyInit_<name>
 DEFAULT_DIRS = ("/lib64", "/usr/lib64", "/lib", "/usr/lib")
 
 
@@ -35,6 +42,7 @@ class ElfDeps(NamedTuple):
     needed: Tuple[str, ...]
     rpath: Tuple[str, ...]
     runpath: Tuple[str, ...]
+    python_module: bool = False   # exports PyInit_*: `import` loads it
 
 
 def read_elf(path: str) -> Optional[ElfDeps]:
@@ -101,8 +109,22 @@ def read_elf(path: str) -> Optional[ElfDeps]:
             def paths(tag: int) -> Tuple[str, ...]:
                 return tuple(p for t, v in entries if t == tag for p in string(v).split(":") if p)
 
+            def has_in_strtab(mark: bytes) -> bool:
+                size = next((v for t, v in entries if t == DT_STRSZ), 0)
+                handle.seek(base)
+                tail = b""
+                while size > 0:   # in pieces: TensorFlow's string tables run to megabytes
+                    chunk = handle.read(min(size, 1 << 20))
+                    if not chunk:
+                        break
+                    if mark in tail + chunk:
+                        return True
+                    tail, size = chunk[-len(mark):], size - len(chunk)
+                return False
+
             needed = tuple(string(v) for t, v in entries if t == DT_NEEDED)
-            return ElfDeps(elf_class, machine, needed, paths(DT_RPATH), paths(DT_RUNPATH))
+            return ElfDeps(elf_class, machine, needed, paths(DT_RPATH), paths(DT_RUNPATH),
+                           has_in_strtab(PYTHON_MODULE_MARK))
     except (OSError, struct.error):
         return None
 
@@ -254,11 +276,12 @@ def file_owners(venv: str, wheels: Sequence[str]) -> Dict[str, str]:
 
 
 def check_venv(venv: str, wheels: Sequence[str] = (), resolver: Optional[Resolver] = None) -> List[Missing]:
-    """Every needed library of every ELF file in ``venv`` that does not resolve.
+    """Every needed library that does not resolve, of every extension module in ``venv``
+    and of what it loads.
 
-    Files another venv file loads (grafted ``<pkg>.libs/`` libraries) are checked as
+    Files an extension module loads (grafted ``<pkg>.libs/`` libraries) are checked as
     ld.so meets them, below their loader (inheriting its DT_RPATH, with the sonames
-    already loaded in that tree); every other file is a root, checked on its own.
+    already loaded in that tree); every extension module no other one loads is a root.
     """
     resolver = resolver or Resolver()
     venv = os.path.abspath(venv)
@@ -285,6 +308,8 @@ def check_venv(venv: str, wheels: Sequence[str] = (), resolver: Optional[Resolve
 
     per_root: Dict[str, List[Missing]] = {}
     for path, deps in files.items():
+        if not deps.python_module:
+            continue   # a plugin: checked only where an extension module loads it
         per_root[path] = []
         walk(path, deps, [], set(), per_root[path])
     missing: List[Missing] = []

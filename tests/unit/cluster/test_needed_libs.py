@@ -22,9 +22,11 @@ def cc(*args: str) -> None:
     subprocess.run(["gcc", *args], check=True, capture_output=True)
 
 
-def lib(path: Path, soname: str, *links: str) -> None:
+def lib(path: Path, soname: str, *links: str, module: str = "") -> None:
+    """A shared library; with ``module``, a Python extension module (exports PyInit_<module>)."""
     source = path.with_suffix(".c")
-    source.write_text(f"int f_{abs(hash(soname)) % 100000}(void) {{ return 1; }}\n")
+    init = f"void *PyInit_{module}(void) {{ return 0; }}\n" if module else ""
+    source.write_text(f"int f_{abs(hash(soname)) % 100000}(void) {{ return 1; }}\n{init}")
     cc("-shared", "-fPIC", "-o", str(path), f"-Wl,-soname,{soname}", "-Wl,--no-as-needed", str(source), *links)
 
 
@@ -38,7 +40,7 @@ def venv(tmp_path: Path) -> Path:
     lib(libs / "libinner-3c4d.so.2", "libinner-3c4d.so.2")
     lib(libs / "libouter-1a2b.so.1", "libouter-1a2b.so.1", f"-L{libs}", "-l:libinner-3c4d.so.2")
     lib(site / "pkg" / "_ext.so", "_ext.so", f"-L{libs}", "-l:libouter-1a2b.so.1",
-        "-Wl,--disable-new-dtags,-rpath,$ORIGIN/../pkg.libs")
+        "-Wl,--disable-new-dtags,-rpath,$ORIGIN/../pkg.libs", module="_ext")
     info = site / "pkg-1.0.dist-info"
     info.mkdir()
     (info / "RECORD").write_text("pkg/_ext.so,sha256=x,1\npkg.libs/libouter-1a2b.so.1,,\npkg.libs/libinner-3c4d.so.2,,\n")
@@ -102,7 +104,28 @@ def test_runpath_is_not_inherited(tmp_path: Path) -> None:
     libs.mkdir(parents=True)
     lib(libs / "libinner.so.2", "libinner.so.2")
     lib(libs / "libouter.so.1", "libouter.so.1", f"-L{libs}", "-l:libinner.so.2")
-    lib(site / "_ext.so", "_ext.so", f"-L{libs}", "-l:libouter.so.1", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/pkg.libs")
+    lib(site / "_ext.so", "_ext.so", f"-L{libs}", "-l:libouter.so.1", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/pkg.libs",
+        module="_ext")
     missing = check_venv(str(tmp_path / "v"), resolver=Resolver(cache={}, system_dirs=[], ld_library_path=""))
     assert ("libinner.so.2", "lib/python3.8/site-packages/pkg.libs/libouter.so.1") in \
         [(m.library, m.needed_by) for m in missing]
+
+
+def test_a_plugin_no_extension_loads_is_not_required(venv: Path) -> None:
+    """ai-edge-litert ships vendor plugins (OpenVINO, Qualcomm) that it dlopens only on
+    that hardware: their missing SDK libraries do not stop `import`, so not deploy either.
+    The same library missing under an extension module is still named."""
+    site = venv / "lib" / "python3.8" / "site-packages"
+    plugins = site / "pkg" / "vendors"
+    plugins.mkdir()
+    lib(plugins / "libvendor_sdk.so.7", "libvendor_sdk.so.7")
+    lib(plugins / "libPlugin_Vendor.so", "libPlugin_Vendor.so", f"-L{plugins}", "-l:libvendor_sdk.so.7")
+    (plugins / "libvendor_sdk.so.7").unlink()   # the SDK is not on this host
+    ext = read_elf(str(site / "pkg" / "_ext.so"))
+    plugin = read_elf(str(plugins / "libPlugin_Vendor.so"))
+    assert ext is not None and ext.python_module and plugin is not None and not plugin.python_module
+    assert check_venv(str(venv)) == []
+    lib(site / "pkg" / "_vendor_ext.so", "_vendor_ext.so", f"-L{plugins}", "-l:libPlugin_Vendor.so",
+        "-Wl,--disable-new-dtags,-rpath,$ORIGIN/vendors", module="_vendor_ext")
+    assert [(m.library, m.needed_by) for m in check_venv(str(venv))] == \
+        [("libvendor_sdk.so.7", "lib/python3.8/site-packages/pkg/vendors/libPlugin_Vendor.so")]
