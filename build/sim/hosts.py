@@ -35,6 +35,7 @@ CONTROLLER_ADDRESS = f"{SUBNET}.1"
 CONTROLLER_VETH = "pfc-ctl"      # controller side (has the address)
 CONTROLLER_PORT_VETH = "pfc-ctlb"  # its peer, a port of the bridge
 NETNS_PREFIX = "pfc-"
+NEIGH_SYSCTL = Path("/proc/sys/net/ipv4/neigh/default")
 SETUP_THREADS = 4   # namespace sides and keys: short processes, two cores
 
 
@@ -102,6 +103,7 @@ class SimCluster:
         self.hosts: List[SimHost] = []
         self.client_key = self.workdir / "client_ed25519"
         self.known_hosts = self.workdir / "known_hosts"
+        self._saved_sysctls: Dict[Path, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> "SimCluster":
@@ -130,6 +132,9 @@ class SimCluster:
         for host in self.hosts:
             host.kill_sshd()
         clear_stale()
+        for path, value in self._saved_sysctls.items():
+            path.write_text(str(value))
+        self._saved_sysctls.clear()
 
     # -- hosts -------------------------------------------------------------------------
     def add_host(self, name: str, *, rootfs: Optional[Path] = None) -> SimHost:
@@ -165,6 +170,7 @@ class SimCluster:
                   f"link set {host.veth_host_side} up", netns=host.netns)
             host_key(host.dir / "ssh_host_ed25519_key")
 
+        self._room_for_neighbours(len(self.hosts) + len(hosts))
         with ThreadPoolExecutor(max_workers=SETUP_THREADS) as pool:
             list(pool.map(inside, hosts))
         for host in hosts:
@@ -174,6 +180,21 @@ class SimCluster:
         for host in hosts:
             wait_for_port(host, 22)
         return hosts
+
+    def _room_for_neighbours(self, count: int) -> None:
+        """Raise the kernel's ARP table limits for ``count`` hosts that all talk to each other.
+
+        Why: the table is one for all network namespaces, 1,024 entries by default; 35
+        hosts in a TF mesh need 35 x 35 of them, and past the limit new neighbours are
+        refused ("neighbor table overflow"): connections time out at random. A real Pi
+        holds only its own 35. The old values come back on close()."""
+        wanted = 2 * (count + 1) ** 2
+        for name, share in (("gc_thresh2", 2), ("gc_thresh3", 1)):
+            path = NEIGH_SYSCTL / name
+            current = int(path.read_text())
+            if current < wanted // share:
+                self._saved_sysctls.setdefault(path, current)
+                path.write_text(str(wanted // share))
 
     def memory(self) -> Tuple[int, int]:
         """(RSS, PSS) in bytes of every process in the hosts' namespaces (their sshds when
