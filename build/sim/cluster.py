@@ -108,7 +108,9 @@ def write_state(sim: SimCluster, out: Path) -> None:
     hosts: List[Dict[str, Any]] = [
         {"name": h.name, "netns": h.netns, "address": h.address, "dir": str(h.dir),
          "sshd_pid": h.sshd.pid if h.sshd else None} for h in sim.hosts]
-    state_path(out).write_text(json.dumps({"workdir": str(sim.workdir), "hosts": hosts}, indent=1) + "\n")
+    sysctls = {str(path): value for path, value in sim.saved_sysctls.items()}   # down() puts them back
+    state_path(out).write_text(json.dumps({"workdir": str(sim.workdir), "hosts": hosts, "sysctls": sysctls},
+                                          indent=1) + "\n")
 
 
 def down(out: Path, report: Callable[[str], None] = print) -> None:
@@ -129,5 +131,7 @@ def down(out: Path, report: Callable[[str], None] = print) -> None:
                 pass
         report(f"sim:down: stopped {host['name']} ({host['address']})")
     clear_stale()   # every process left in the namespaces, the veths, the bridge, /run mountpoints
+    for sysctl, value in state.get("sysctls", {}).items():   # the ARP table limits up() raised
+        Path(sysctl).write_text(str(value))
     path.unlink()
     report(f"sim:down: {out} is down")

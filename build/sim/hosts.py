@@ -103,7 +103,7 @@ class SimCluster:
         self.hosts: List[SimHost] = []
         self.client_key = self.workdir / "client_ed25519"
         self.known_hosts = self.workdir / "known_hosts"
-        self._saved_sysctls: Dict[Path, int] = {}
+        self.saved_sysctls: Dict[Path, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> "SimCluster":
@@ -132,9 +132,9 @@ class SimCluster:
         for host in self.hosts:
             host.kill_sshd()
         clear_stale()
-        for path, value in self._saved_sysctls.items():
+        for path, value in self.saved_sysctls.items():
             path.write_text(str(value))
-        self._saved_sysctls.clear()
+        self.saved_sysctls.clear()
 
     # -- hosts -------------------------------------------------------------------------
     def add_host(self, name: str, *, rootfs: Optional[Path] = None) -> SimHost:
@@ -193,7 +193,7 @@ class SimCluster:
             path = NEIGH_SYSCTL / name
             current = int(path.read_text())
             if current < wanted // share:
-                self._saved_sysctls.setdefault(path, current)
+                self.saved_sysctls.setdefault(path, current)
                 path.write_text(str(wanted // share))
 
     def memory(self) -> Tuple[int, int]:
