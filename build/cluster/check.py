@@ -32,6 +32,8 @@ MIN_MEMORY_MB = 512          # RAM + swap available; TF alone needs a few hundre
 CLOCK_WARN_SECONDS = 5.0
 LISTEN_SECONDS = 60
 CONNECT_TIMEOUT = 3.0
+SESSIONS = 32                # ssh sessions the controller runs at once
+PEER_PROBES = 16             # connections one host opens at once in the mesh
 
 FACTS = r"""
 import json, os, platform, shutil, socket, sys, time
@@ -87,16 +89,20 @@ while time.time() < end:
         pass
 """
 
+# Connect to every other host's TF port, a bounded number at once: at 35 hosts a
+# silent (firewalled) peer costs one timeout, not one per peer in a row.
 CONNECT = r"""
 import json, socket, sys
-results = {}
-for target in sys.argv[2:]:
+from concurrent.futures import ThreadPoolExecutor
+def probe(target):
     name, host, port = target.split("|")
     try:
         socket.create_connection((host, int(port)), timeout=float(sys.argv[1])).close()
-        results[name] = "ok"
+        return name, "ok"
     except OSError as e:
-        results[name] = e.strerror or type(e).__name__
+        return name, e.strerror or type(e).__name__
+with ThreadPoolExecutor(max_workers=int(sys.argv[2])) as pool:
+    results = dict(pool.map(probe, sys.argv[3:]))
 print(json.dumps(results))
 """
 
@@ -126,7 +132,7 @@ def check_cluster(cluster: ClusterConfig, profile: Profile, job: Optional[str] =
     hosts = [open_host(spec) for spec in specs]
     checks = [HostCheck(spec) for spec in specs]
     try:
-        with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
+        with ThreadPoolExecutor(max_workers=min(SESSIONS, len(hosts))) as pool:
             list(pool.map(lambda pair: _inspect(pair[0], pair[1], profile), zip(hosts, checks)))
         _mesh(hosts, checks, profile, report)
     finally:
@@ -176,19 +182,20 @@ def _mesh(hosts: List[Host], checks: List[HostCheck], profile: Profile, report: 
     """Every reachable host listens on its TF port; every other one connects to it."""
     live = [(h, c) for h, c in zip(hosts, checks) if c.reachable]
     listeners: List[subprocess.Popen] = []
+
+    def listen(pair) -> None:  # type: ignore[no-untyped-def]
+        host, check = pair
+        python = python_for(check.spec, profile)
+        process = host.spawn([python, "-c", LISTENER, check.spec.address, str(check.spec.tf_port),
+                              str(LISTEN_SECONDS)], stderr=subprocess.DEVNULL)
+        listeners.append(process)
+        line = _first_line(process, check.spec.connect_timeout + 20)
+        check.port = "free" if line.startswith("listening") else "in use" if line.startswith("busy") else "?"
+
     try:
-        for host, check in live:
-            python = python_for(check.spec, profile)
-            process = host.spawn([python, "-c", LISTENER, check.spec.address, str(check.spec.tf_port),
-                                  str(LISTEN_SECONDS)], stderr=subprocess.DEVNULL)
-            listeners.append(process)
-            line = _first_line(process, check.spec.connect_timeout + 20)
-            if line.startswith("listening"):
-                check.port = "free"
-            elif line.startswith("busy"):
-                check.port = "in use"
-            else:
-                check.port = "?"
+        if live:  # all at once: one after the other, 35 listeners took seconds
+            with ThreadPoolExecutor(max_workers=min(SESSIONS, len(live))) as pool:
+                list(pool.map(listen, live))
         if len(live) < 2:
             return
         targets = [f"{c.spec.name}|{c.spec.address}|{c.spec.tf_port}" for _, c in live if c.port == "free"]
@@ -198,8 +205,9 @@ def _mesh(hosts: List[Host], checks: List[HostCheck], profile: Profile, report: 
             others = [t for t in targets if not t.startswith(f"{check.spec.name}|")]
             if not others:
                 return
-            result = host.run([python_for(check.spec, profile), "-c", CONNECT, str(CONNECT_TIMEOUT), *others],
-                              timeout=CONNECT_TIMEOUT * len(others) + 30, check=False)
+            rounds = -(-len(others) // PEER_PROBES)
+            result = host.run([python_for(check.spec, profile), "-c", CONNECT, str(CONNECT_TIMEOUT), str(PEER_PROBES),
+                               *others], timeout=CONNECT_TIMEOUT * rounds + 30, check=False)
             try:
                 outcome = json.loads(result.stdout.strip().splitlines()[-1])
             except (ValueError, IndexError):
@@ -209,7 +217,7 @@ def _mesh(hosts: List[Host], checks: List[HostCheck], profile: Profile, report: 
                     target = next(c for _, c in live if c.spec.name == name)
                     target.unreachable_from.append(f"{check.spec.name} ({status})")
 
-        with ThreadPoolExecutor(max_workers=min(32, len(live))) as pool:
+        with ThreadPoolExecutor(max_workers=min(SESSIONS, len(live))) as pool:
             list(pool.map(probe, live))
     finally:
         for process in listeners:
@@ -267,8 +275,9 @@ def _reason(error: HostError, host: Host) -> str:
 
 
 def check_table(checks: Sequence[HostCheck]) -> str:
+    """One row per host, the unfit ones first (at 35 hosts a problem must not scroll away)."""
     rows = []
-    for c in checks:
+    for c in sorted(checks, key=lambda check: check.fit):
         f = c.facts
         mesh = "-" if not c.reachable else ("ok" if not c.unreachable_from else f"{len(c.unreachable_from)} cannot connect")
         rows.append([

@@ -20,7 +20,7 @@ from .hosts import SimCluster, clear_stale
 ARCH_PROFILES = {"arm64": "rpios-bookworm-py311", "x86_64": "local"}
 ARM64_ROOTFS_RECIPE = "rootfs-bookworm-arm64"
 TOOLS = ("sshd", "ssh", "scp", "ssh-keygen", "ip", "tc", "unshare")
-MAX_HOSTS = 32
+MAX_HOSTS = 64   # the user's 35 Pis and room beyond; addresses stay inside one /24
 
 # Tiny built-in jobs: QEMU makes every step seconds long, the point is the ssh path.
 # Tiny on purpose: under qemu a step takes seconds, and scoring Fashion-MNIST's whole
@@ -89,8 +89,8 @@ def up(count: int, arch: str, out: Path, *, rootfs: Optional[Path] = None, rate:
     sim = SimCluster(out.parent / (out.stem + ".sim"))
     sim.start()
     try:
-        for index in range(count):
-            host = sim.add_host(f"sim{index}", rootfs=rootfs if arch == "arm64" else None)
+        for host in sim.add_hosts([f"sim{index}" for index in range(count)],
+                                  rootfs=rootfs if arch == "arm64" else None):
             report(f"sim:up: {host.name} at {host.address} ({arch})")
         if rate:
             sim.shape_all(rate)
@@ -108,7 +108,9 @@ def write_state(sim: SimCluster, out: Path) -> None:
     hosts: List[Dict[str, Any]] = [
         {"name": h.name, "netns": h.netns, "address": h.address, "dir": str(h.dir),
          "sshd_pid": h.sshd.pid if h.sshd else None} for h in sim.hosts]
-    state_path(out).write_text(json.dumps({"workdir": str(sim.workdir), "hosts": hosts}, indent=1) + "\n")
+    sysctls = {str(path): value for path, value in sim.saved_sysctls.items()}   # down() puts them back
+    state_path(out).write_text(json.dumps({"workdir": str(sim.workdir), "hosts": hosts, "sysctls": sysctls},
+                                          indent=1) + "\n")
 
 
 def down(out: Path, report: Callable[[str], None] = print) -> None:
@@ -129,5 +131,7 @@ def down(out: Path, report: Callable[[str], None] = print) -> None:
                 pass
         report(f"sim:down: stopped {host['name']} ({host['address']})")
     clear_stale()   # every process left in the namespaces, the veths, the bridge, /run mountpoints
+    for sysctl, value in state.get("sysctls", {}).items():   # the ARP table limits up() raised
+        Path(sysctl).write_text(str(value))
     path.unlink()
     report(f"sim:down: {out} is down")

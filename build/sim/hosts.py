@@ -24,9 +24,10 @@ import socket
 import subprocess
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 BRIDGE = "pfcbr0"
 SUBNET = "10.231.0"
@@ -34,6 +35,8 @@ CONTROLLER_ADDRESS = f"{SUBNET}.1"
 CONTROLLER_VETH = "pfc-ctl"      # controller side (has the address)
 CONTROLLER_PORT_VETH = "pfc-ctlb"  # its peer, a port of the bridge
 NETNS_PREFIX = "pfc-"
+NEIGH_SYSCTL = Path("/proc/sys/net/ipv4/neigh/default")
+SETUP_THREADS = 4   # namespace sides and keys: short processes, two cores
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -100,6 +103,7 @@ class SimCluster:
         self.hosts: List[SimHost] = []
         self.client_key = self.workdir / "client_ed25519"
         self.known_hosts = self.workdir / "known_hosts"
+        self.saved_sysctls: Dict[Path, int] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> "SimCluster":
@@ -128,34 +132,79 @@ class SimCluster:
         for host in self.hosts:
             host.kill_sshd()
         clear_stale()
+        for path, value in self.saved_sysctls.items():
+            path.write_text(str(value))
+        self.saved_sysctls.clear()
 
     # -- hosts -------------------------------------------------------------------------
     def add_host(self, name: str, *, rootfs: Optional[Path] = None) -> SimHost:
-        index = len(self.hosts)
-        host = SimHost(name=name, index=index, address=f"{SUBNET}.{10 + index}", netns=f"{NETNS_PREFIX}{name}",
-                       veth_bridge_side=f"pfc-b{index}", veth_host_side=f"pfc-h{index}",
-                       dir=self.workdir / "hosts" / name, rootfs=rootfs)
-        host.home.mkdir(parents=True, exist_ok=True)
-        (host.dir / "tmp").mkdir(exist_ok=True)
-        os.chmod(host.dir / "tmp", 0o1777)
-        sh("ip", "netns", "add", host.netns)
-        sh("ip", "link", "add", host.veth_bridge_side, "type", "veth", "peer", "name", host.veth_host_side)
-        sh("ip", "link", "set", host.veth_bridge_side, "master", BRIDGE)
-        sh("ip", "link", "set", host.veth_bridge_side, "up")
-        sh("ip", "link", "set", host.veth_host_side, "netns", host.netns)
-        inside = ["ip", "netns", "exec", host.netns]
-        sh(*inside, "ip", "link", "set", "lo", "up")
-        sh(*inside, "ip", "addr", "add", f"{host.address}/24", "dev", host.veth_host_side)
-        sh(*inside, "ip", "link", "set", host.veth_host_side, "up")
-        self._write_sshd_config(host)
-        self.hosts.append(host)
-        self.start_sshd(host)
-        return host
+        return self.add_hosts([name], rootfs=rootfs)[0]
+
+    def add_hosts(self, names: Sequence[str], *, rootfs: Optional[Path] = None) -> List[SimHost]:
+        """Start hosts ``names`` together and wait until every sshd accepts.
+
+        Why together: one host costs ~10 ``ip`` calls, a key and an sshd start; done one
+        after the other 35 hosts took long. Here the root namespace's links come from one
+        ``ip -batch``, each namespace's side from one ``ip -n NS -batch``, keys and the
+        namespace sides in a few threads, and every sshd starts before the first is waited for.
+        """
+        hosts: List[SimHost] = []
+        for name in names:
+            index = len(self.hosts) + len(hosts)
+            host = SimHost(name=name, index=index, address=f"{SUBNET}.{10 + index}", netns=f"{NETNS_PREFIX}{name}",
+                           veth_bridge_side=f"pfc-b{index}", veth_host_side=f"pfc-h{index}",
+                           dir=self.workdir / "hosts" / name, rootfs=rootfs)
+            host.home.mkdir(parents=True, exist_ok=True)
+            (host.dir / "tmp").mkdir(exist_ok=True)
+            os.chmod(host.dir / "tmp", 0o1777)
+            hosts.append(host)
+        # Namespaces first, in their own process: `netns add` unshares the ip process itself.
+        batch(*[f"netns add {host.netns}" for host in hosts])
+        batch(*[line for host in hosts for line in (
+            f"link add {host.veth_bridge_side} type veth peer name {host.veth_host_side} netns {host.netns}",
+            f"link set {host.veth_bridge_side} master {BRIDGE}",
+            f"link set {host.veth_bridge_side} up")])
+
+        def inside(host: SimHost) -> None:
+            batch("link set lo up", f"addr add {host.address}/24 dev {host.veth_host_side}",
+                  f"link set {host.veth_host_side} up", netns=host.netns)
+            host_key(host.dir / "ssh_host_ed25519_key")
+
+        self._room_for_neighbours(len(self.hosts) + len(hosts))
+        with ThreadPoolExecutor(max_workers=SETUP_THREADS) as pool:
+            list(pool.map(inside, hosts))
+        for host in hosts:
+            self._write_sshd_config(host)
+            self.hosts.append(host)
+            self._spawn_sshd(host)
+        for host in hosts:
+            wait_for_port(host, 22)
+        return hosts
+
+    def _room_for_neighbours(self, count: int) -> None:
+        """Raise the kernel's ARP table limits for ``count`` hosts that all talk to each other.
+
+        Why: the table is one for all network namespaces, 1,024 entries by default; 35
+        hosts in a TF mesh need 35 x 35 of them, and past the limit new neighbours are
+        refused ("neighbor table overflow"): connections time out at random. A real Pi
+        holds only its own 35. The old values come back on close()."""
+        wanted = 2 * (count + 1) ** 2
+        for name, share in (("gc_thresh2", 2), ("gc_thresh3", 1)):
+            path = NEIGH_SYSCTL / name
+            current = int(path.read_text())
+            if current < wanted // share:
+                self.saved_sysctls.setdefault(path, current)
+                path.write_text(str(wanted // share))
+
+    def memory(self) -> Tuple[int, int]:
+        """(RSS, PSS) in bytes of every process in the hosts' namespaces (their sshds when
+        idle); PSS shares the common pages out, so it is what the hosts really cost."""
+        pids = [pid for host in self.hosts for pid in host.pids()]
+        return sum(process_memory(pid, "VmRSS:", "status") for pid in pids), \
+            sum(process_memory(pid, "Pss:", "smaps_rollup") for pid in pids)
 
     def _write_sshd_config(self, host: SimHost) -> None:
-        key = host.dir / "ssh_host_ed25519_key"
-        if not key.exists():
-            sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+        key = host_key(host.dir / "ssh_host_ed25519_key")
         authorized = host.dir / "authorized_keys"
         authorized.write_text(Path(f"{self.client_key}.pub").read_text())
         chroot = f"ChrootDirectory {self._chroot_mountpoint(host)}\n" if host.rootfs else ""
@@ -185,6 +234,10 @@ class SimCluster:
 
     def start_sshd(self, host: SimHost) -> None:
         """(Re)start the host's sshd in its own mount namespace; waits until it accepts."""
+        self._spawn_sshd(host)
+        wait_for_port(host, 22)
+
+    def _spawn_sshd(self, host: SimHost) -> None:
         mounts = [f"mount --bind {q(host.home)} /root"]
         if host.rootfs:
             point = self._chroot_mountpoint(host)
@@ -203,7 +256,6 @@ class SimCluster:
             ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private", "--",
              "sh", "-c", script], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
-        wait_for_port(host, 22)
 
     def shape_all(self, rate: str = "100mbit") -> None:
         """``tc tbf`` on both ends of every veth (controller's uplink included)."""
@@ -240,6 +292,33 @@ class SimCluster:
         if job:
             lines += ["[jobs.smoke]", ""]
         return "\n".join(lines)
+
+
+def batch(*commands: str, netns: Optional[str] = None) -> None:
+    """Run ``ip`` commands in one process (``ip -batch``); inside ``netns`` if given."""
+    prefix = ["ip", "-n", netns] if netns else ["ip"]
+    done = subprocess.run([*prefix, "-batch", "-"], input="\n".join(commands) + "\n", capture_output=True,
+                          text=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"ip -batch{' in ' + netns if netns else ''} failed: {done.stderr.strip()[-2000:]}")
+
+
+def host_key(path: Path) -> Path:
+    """The host's ed25519 key, made once."""
+    if not path.exists():
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path))
+    return path
+
+
+def process_memory(pid: int, key: str, source: str) -> int:
+    """A ``kB`` line of /proc/PID/<source> in bytes (0 if the process is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/{source}").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def wait_for_port(host: SimHost, port: int, timeout: float = 15.0) -> None:

@@ -42,9 +42,10 @@ def current_of(spec: HostSpec, profile: str) -> Optional[str]:
         return result.stdout.strip() or None
 
 
-def cluster_of(sim, directory: Path, *, profile: str = "test", hosts=None):  # type: ignore[no-untyped-def]
-    """Write a cluster.toml for ``sim``'s hosts (all, or ``hosts``) and load it."""
+def cluster_of(sim, directory: Path, *, profile: str = "test", hosts=None, jobs: str = ""):  # type: ignore[no-untyped-def]
+    """Write a cluster.toml for ``sim``'s hosts (all, or ``hosts``), plus ``jobs`` (TOML
+    tables) if given instead of the smoke job, and load it."""
     from build.cluster.config import load_cluster
     path = directory / "cluster.toml"
-    path.write_text(sim.cluster_toml(profile=profile, hosts=hosts))
+    path.write_text(sim.cluster_toml(profile=profile, hosts=hosts, job=not jobs) + "\n" + jobs)
     return load_cluster(path)
