@@ -23,7 +23,7 @@ from ..processes import stop_process
 from ..profiles import Profile
 from .config import ClusterConfig, HostSpec
 from .deploy import python_for
-from .hosts import Host, open_host
+from .hosts import Host, close_all, open_host
 from .table import render_table
 
 Report = Callable[[str], None]
@@ -136,8 +136,7 @@ def check_cluster(cluster: ClusterConfig, profile: Profile, job: Optional[str] =
             list(pool.map(lambda pair: _inspect(pair[0], pair[1], profile), zip(hosts, checks)))
         _mesh(hosts, checks, profile, report)
     finally:
-        for host in hosts:
-            host.close()
+        close_all(hosts)
     for check in checks:
         _judge(check, profile)
     return checks

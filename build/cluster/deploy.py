@@ -26,7 +26,7 @@ from ..profiles import Profile
 from .agent import relay_agent
 from .config import ClusterConfig, HostSpec
 from .fanout import ChunkCache, FanOut, Receiver, relay_known_hosts, run_with_progress
-from .hosts import Host, open_host
+from .hosts import Host, close_all, open_host
 from .hosts.local import LocalHost
 from .hosts.ssh import SshHost
 from .hostscripts import (CLEAN_INCOMING, EXIT_NO_PREVIOUS, INSTALL, PROBE, ROLLBACK,
@@ -147,8 +147,7 @@ def deploy(cluster: ClusterConfig, profile: Profile, wheelhouse: Wheelhouse, *,
                       lambda t: run_script(t.host, CLEAN_INCOMING, [t.host.home, *[w.sha256 for w in wheelhouse.wheels]],
                                            timeout=PROBE_TIMEOUT))
         finally:
-            for target in targets:
-                target.host.close()
+            close_all(t.host for t in targets)
     return targets
 
 
@@ -315,8 +314,7 @@ def rollback(cluster: ClusterConfig, profile: Profile, *, report: Report = print
             target.seconds = time.monotonic() - target.started
         _parallel(targets, back)
     finally:
-        for target in targets:
-            target.host.close()
+        close_all(t.host for t in targets)
     return targets
 
 

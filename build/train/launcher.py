@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..cluster.hosts import open_host
+from ..cluster.hosts import close_all, open_host
 from ..cluster.tfconfig import render_tf_config, tf_config_json
 from ..errors import PiforgeError, ProfileError, TrainingError
 from ..hashing import sha256_file
@@ -86,8 +86,7 @@ def train(cluster: Any, job_name: str, overrides: Mapping[str, str], *, say: Say
     finally:
         record.close()
         LOCAL_ISOLATION.release(record.path.name, say)
-        for host in hosts.values():
-            host.close()
+        close_all(hosts.values())
     return _conclude(job, record, outcome, say)
 
 
