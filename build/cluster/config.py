@@ -11,6 +11,7 @@ Parsed once into frozen dataclasses; every user mistake is a ClusterConfigError
     ssh_port = 22
     known_hosts = "~/.ssh/known_hosts"
     connect_timeout = 5
+    ssh_kex = "fast"          # or "default": OpenSSH's own key exchange (post-quantum hybrid)
     python = "python3"        # the host's Python that creates the venvs (default: the profile's)
     home = "~/.piforge"       # per-host piforge directory (venvs, job files)
 
@@ -45,6 +46,7 @@ from ..paths import REPO_ROOT
 from ..tomlfile import TomlDocument, load_toml
 
 TRANSPORTS = ("local", "ssh")
+SSH_KEX = ("fast", "default")
 ROLES = ("chief", "worker", "ps", "evaluator")
 STRATEGIES = ("multi_worker_mirrored", "parameter_server")
 DEFAULT_CLUSTER_FILE = REPO_ROOT / "cluster.toml"
@@ -57,6 +59,7 @@ _HOST_DEFAULTS: Dict[str, Any] = {
     "ssh_port": 22,
     "known_hosts": "~/.ssh/known_hosts",
     "connect_timeout": 5.0,
+    "ssh_kex": "fast",
     "python": None,  # default: the profile's host_python
     "home": None,  # local: $PIFORGE_HOME; ssh: ~/.piforge
 }
@@ -87,6 +90,7 @@ class HostSpec:
     connect_timeout: float
     python: Optional[str]
     home: Optional[str]
+    ssh_kex: str = "fast"
 
     @property
     def tf_endpoint(self) -> str:
@@ -245,6 +249,10 @@ def _check_field(doc: TomlDocument, keys: Tuple[str, ...], key: str, value: Any)
     if key == "transport":
         if value not in TRANSPORTS:
             raise doc.error(ClusterConfigError, keys, f"expected one of {', '.join(TRANSPORTS)}, got {value!r}")
+        return value
+    if key == "ssh_kex":
+        if value not in SSH_KEX:
+            raise doc.error(ClusterConfigError, keys, f"expected one of {', '.join(SSH_KEX)}, got {value!r}")
         return value
     if key in ("ssh_port", "tf_port"):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:

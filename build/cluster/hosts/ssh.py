@@ -98,6 +98,8 @@ class SshHost(Host):
         ]
         if spec.key:
             options += ["-o", "IdentitiesOnly=yes", "-i", os.path.expanduser(spec.key)]
+        if spec.ssh_kex == "fast":
+            options += ["-o", f"KexAlgorithms={FAST_KEX}"]
         if self.agent_socket:
             options += ["-o", "ForwardAgent=yes"]
         return options
@@ -201,6 +203,17 @@ class SshHost(Host):
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
         if self._owns_control_dir:
             shutil.rmtree(self._control_dir, ignore_errors=True)
+
+
+# OpenSSH >= 9 prefers sntrup761x25519 (post-quantum hybrid): measured here 88 ms of client
+# CPU per connection against 12 ms for curve25519, on both sides; at 35 hosts that was most
+# of a no-op redeploy. What travels is public wheels checked by sha256 and job commands, and
+# host keys still authenticate every connection; `ssh_kex = "default"` restores OpenSSH's choice.
+# Every name here is known to OpenSSH >= 7.4 (an unknown one is an error there).
+FAST_KEX = ",".join(["curve25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sha2-nistp256",
+                     "ecdh-sha2-nistp384", "ecdh-sha2-nistp521", "diffie-hellman-group-exchange-sha256",
+                     "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512",
+                     "diffie-hellman-group14-sha256"])
 
 
 def _partial_name(remote: str) -> str:

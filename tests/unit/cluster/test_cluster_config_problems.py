@@ -54,3 +54,14 @@ def test_a_good_file_still_loads(tmp_path: Path) -> None:
     path = tmp_path / "cluster.toml"
     path.write_text('[[hosts]]\nname = "a"\n[jobs.x]\n')
     assert list(load_cluster(path).jobs) == ["x"]
+
+
+def test_ssh_kex_is_fast_or_default(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_text('[cluster]\nssh_kex = "default"\n[[hosts]]\nname = "a"\n[[hosts]]\nname = "b"\nssh_kex = "quantum"\n')
+    with pytest.raises(ClusterConfigError) as error:
+        load_cluster(path)
+    (line,) = [str(p).splitlines()[0] for p in error.value.problems]
+    assert line.endswith(":7: hosts.1.ssh_kex: expected one of fast, default, got 'quantum'")
+    path.write_text('[cluster]\nssh_kex = "default"\n[[hosts]]\nname = "a"\n[[hosts]]\nname = "b"\nssh_kex = "fast"\n')
+    assert [h.ssh_kex for h in load_cluster(path).hosts] == ["default", "fast"]
