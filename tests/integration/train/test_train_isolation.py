@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
@@ -60,7 +60,13 @@ def test_fixed_tmp_path_on_two_local_workers_ten_times(test_cluster, run_piforge
 
 def test_keras_save_to_tmp_on_three_workers_and_a_throttled_host_is_named(test_cluster, run_piforge,
                                                                           piforge_home: Path) -> None:
-    throttle = f"{sys.executable} {JOBS / 'throttle.py'} 0.75 --"
+    # The wrapper runs inside h2's private /tmp: what it names must be visible there, as on a
+    # real host (a checkout or pytest's tmp under /tmp is not), so it lives in h2's home
+    # and runs with the deployed venv's Python.
+    h2_home = test_cluster.root / "hosts" / "h2"
+    h2_home.mkdir(parents=True)
+    shutil.copy(JOBS / "throttle.py", h2_home / "throttle.py")
+    throttle = f"{test_cluster.venvs['local']}/bin/python {h2_home / 'throttle.py'} 0.75 --"
     cluster = test_cluster.write(f'''
         [jobs.save]
         hosts = ["h0", "h1", "h2"]
