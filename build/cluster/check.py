@@ -13,11 +13,11 @@ import queue
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ..platform import Platform
+from ..concurrency import map_bounded
 from ..errors import HostError
 from ..processes import stop_process
 from ..profiles import Profile
@@ -132,8 +132,7 @@ def check_cluster(cluster: ClusterConfig, profile: Profile, job: Optional[str] =
     hosts = [open_host(spec) for spec in specs]
     checks = [HostCheck(spec) for spec in specs]
     try:
-        with ThreadPoolExecutor(max_workers=min(SESSIONS, len(hosts))) as pool:
-            list(pool.map(lambda pair: _inspect(pair[0], pair[1], profile), zip(hosts, checks)))
+        map_bounded(lambda pair: _inspect(pair[0], pair[1], profile), zip(hosts, checks), SESSIONS)
         _mesh(hosts, checks, profile, report)
     finally:
         close_all(hosts)
@@ -192,9 +191,7 @@ def _mesh(hosts: List[Host], checks: List[HostCheck], profile: Profile, report: 
         check.port = "free" if line.startswith("listening") else "in use" if line.startswith("busy") else "?"
 
     try:
-        if live:  # all at once: one after the other, 35 listeners took seconds
-            with ThreadPoolExecutor(max_workers=min(SESSIONS, len(live))) as pool:
-                list(pool.map(listen, live))
+        map_bounded(listen, live, SESSIONS)   # all at once: one after the other, 35 took seconds
         if len(live) < 2:
             return
         targets = [f"{c.spec.name}|{c.spec.address}|{c.spec.tf_port}" for _, c in live if c.port == "free"]
@@ -216,8 +213,7 @@ def _mesh(hosts: List[Host], checks: List[HostCheck], profile: Profile, report: 
                     target = next(c for _, c in live if c.spec.name == name)
                     target.unreachable_from.append(f"{check.spec.name} ({status})")
 
-        with ThreadPoolExecutor(max_workers=min(SESSIONS, len(live))) as pool:
-            list(pool.map(probe, live))
+        map_bounded(probe, live, SESSIONS)
     finally:
         for process in listeners:
             _stop(process)

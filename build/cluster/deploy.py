@@ -14,12 +14,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..compat import Target as WheelTarget
+from ..concurrency import map_bounded
 from ..compat import normalize_arch, require_fit, target_of
 from ..errors import DeployError, HostError
 from ..profiles import Profile
@@ -105,10 +105,7 @@ def _parallel(targets: Sequence[Target], work: Callable[[Target], object]) -> No
         except HostError as error:
             target.fail(str(error).split(": ", 1)[-1] if str(error).startswith(target.host.name) else str(error))
 
-    if not targets:
-        return
-    with ThreadPoolExecutor(max_workers=min(32, len(targets))) as pool:
-        list(pool.map(guarded, targets))
+    map_bounded(guarded, targets)
 
 
 def deploy(cluster: ClusterConfig, profile: Profile, wheelhouse: Wheelhouse, *,
@@ -269,8 +266,7 @@ def _install_relay_known_hosts(receivers: List[Receiver]) -> None:
                 receiver.host.put(local, relay_known_hosts(receiver.home), timeout=60)
             except HostError:
                 receiver.can_relay = False
-        with ThreadPoolExecutor(max_workers=min(32, len(receivers))) as pool:
-            list(pool.map(upload, [r for r in receivers if r.can_relay]))
+        map_bounded(upload, [r for r in receivers if r.can_relay])
     finally:
         local.unlink()
 

@@ -6,7 +6,6 @@ reinstalled on hosts that have it).
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 PARALLEL_HOSTS = 16
@@ -16,16 +15,14 @@ def hosts_without_python(cluster: Any, names: Sequence[str], overrides: Mapping[
     """Those of ``names`` lacking the Python a job would run with; asked in parallel (one
     ssh connection each: at 35 hosts one after the other took seconds before every run)."""
     from ..cluster.hosts import open_host
+    from ..concurrency import map_bounded
 
     def lacks(name: str) -> bool:
         with open_host(cluster.host(name)) as host:
             python = overrides.get("python") or host.venv_python(cluster.profile)
             return not host.run(["test", "-x", python], check=False, timeout=60).ok
 
-    if not names:
-        return []
-    with ThreadPoolExecutor(max_workers=min(PARALLEL_HOSTS, len(names))) as pool:
-        return [name for name, missing in zip(names, pool.map(lacks, names)) if missing]
+    return [name for name, missing in zip(names, map_bounded(lacks, names, PARALLEL_HOSTS)) if missing]
 
 
 def _wheelhouse_from_store(profile: Any) -> Any:

@@ -1,8 +1,9 @@
 """Hosts: one small interface (run, spawn, put, get, with timeouts) over local processes and ssh."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Optional
+
+from ...concurrency import map_bounded
 
 from ..config import HostSpec
 from .base import CommandResult, Host
@@ -23,10 +24,7 @@ def open_host(spec: HostSpec, *, agent_socket: Optional[str] = None) -> Host:
 def close_all(hosts: Iterable[Host]) -> None:
     """Close every host at once: one ``ssh -O exit`` after another cost ~1 s at 35 hosts,
     most of a no-op redeploy."""
-    hosts = list(hosts)
-    if hosts:
-        with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
-            list(pool.map(lambda host: host.close(), hosts))
+    map_bounded(lambda host: host.close(), hosts)
 
 
 __all__ = ["CommandResult", "Host", "close_all", "open_host"]
