@@ -97,19 +97,19 @@ def bench_wheelhouse(work: Path, megabytes: int) -> Wheelhouse:
 
 
 def timed_deploy(cluster_path: Path, profile: Profile, wheelhouse: Wheelhouse, cache: ChunkCache,
-                 relay: bool = True) -> Tuple[float, float, List[str]]:
+                 relay: bool = True, stream: bool = True) -> Tuple[float, float, List[str]]:
     """(total seconds, copy seconds, report lines) of one deploy; fails loudly on any failed host."""
     lines: List[str] = []
     started = time.monotonic()
     targets = deploy(load_cluster(cluster_path), profile, wheelhouse, report=lines.append, relay=relay,
-                     chunk_cache=cache)
+                     chunk_cache=cache, stream=stream)
     total = time.monotonic() - started
     table = summary(targets)
     if any(t.failed for t in targets):
         raise SystemExit(f"deploy failed:\n{table}\n" + "\n".join(lines))
     copy = 0.0
     for line in lines:
-        found = re.search(r"\((\d+(?:\.\d+)?) s, \d+ relayed", line)
+        found = re.search(r"\((\d+(?:\.\d+)?) s; streamed to", line)
         if found:
             copy = float(found.group(1))
     return total, copy, lines
@@ -152,7 +152,7 @@ def main() -> int:
             wipe(sim)
             print(f"deploy to {args.hosts} hosts (relays) ...", flush=True)
             tn, cn, lines = timed_deploy(many, profile, wheelhouse, cache)
-            print("  " + [line for line in lines if "relayed" in line][-1], flush=True)
+            print("  " + [line for line in lines if "streamed to" in line][-1], flush=True)
             print(f"no-op redeploy to {args.hosts} hosts ...", flush=True)
             t0, _, _ = timed_deploy(many, profile, wheelhouse, cache)
             ts = cs = None

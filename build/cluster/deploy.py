@@ -25,7 +25,8 @@ from ..errors import DeployError, HostError
 from ..profiles import Profile
 from .agent import relay_agent
 from .config import ClusterConfig, HostSpec
-from .fanout import ChunkCache, FanOut, Receiver, relay_known_hosts, run_with_progress
+from .fanout import ChunkCache, FanOut, Receiver, progress_line, relay_known_hosts, run_with_progress
+from .stream import StreamChain
 from .hosts import Host, close_all, open_host
 from .hosts.local import LocalHost
 from .hosts.ssh import SshHost
@@ -110,7 +111,7 @@ def _parallel(targets: Sequence[Target], work: Callable[[Target], object]) -> No
 
 def deploy(cluster: ClusterConfig, profile: Profile, wheelhouse: Wheelhouse, *,
            report: Report = print, relay: bool = True, chunk_cache: Optional[ChunkCache] = None,
-           hosts: Optional[Sequence[str]] = None) -> List[Target]:
+           hosts: Optional[Sequence[str]] = None, stream: bool = True) -> List[Target]:
     """Deploy ``wheelhouse`` for ``profile`` to the cluster's hosts; returns one Target per install.
 
     Raises CompatError before any host is contacted if a wheel does not fit the profile
@@ -138,7 +139,7 @@ def deploy(cluster: ClusterConfig, profile: Profile, wheelhouse: Wheelhouse, *,
             _copy_local([t for t in todo if isinstance(t.host, LocalHost)], wheelhouse, report)
             remote = [t for t in todo if isinstance(t.host, SshHost) and not t.failed]
             _copy_remote(remote, wheelhouse, report, relay=relay and agent is not None,
-                         cache=chunk_cache or ChunkCache())
+                         cache=chunk_cache or ChunkCache(), stream=stream)
             _parallel(todo, lambda t: _install(t, profile, wheelhouse, vid, report))
             _parallel([t for t in remote if not t.failed],
                       lambda t: run_script(t.host, CLEAN_INCOMING, [t.host.home, *[w.sha256 for w in wheelhouse.wheels]],
@@ -216,7 +217,10 @@ def _copy_local(targets: List[Target], wheelhouse: Wheelhouse, report: Report) -
 
 
 def _copy_remote(targets: List[Target], wheelhouse: Wheelhouse, report: Report, *, relay: bool,
-                 cache: ChunkCache) -> None:
+                 cache: ChunkCache, stream: bool) -> None:
+    """Stream the missing files through every host that can relay (one pipelined chain),
+    then send whatever did not arrive with the chunk fan-out (which also serves hosts that
+    cannot relay, and every host when relays are off)."""
     receivers: Dict[str, Receiver] = {}
     for target in targets:
         needs = _missing(target, wheelhouse)
@@ -229,13 +233,26 @@ def _copy_remote(targets: List[Target], wheelhouse: Wheelhouse, report: Report, 
             if index.isdigit():
                 has.add((sha, int(index)))
         receivers[target.host.name] = Receiver(host=target.host, home=target.host.home, needs=needs,
-                                               has_chunks=has, can_relay=relay and target.probe.get("scp") == ["1"])
+                                               has_chunks=has, can_relay=relay and target.probe.get("scp") == ["1"],
+                                               python=target.python)
     if not receivers:
         return
     if relay:
         _install_relay_known_hosts(list(receivers.values()))
-    fanout = FanOut(list(receivers.values()), cache, report, relay=relay)
-    run_with_progress(fanout, report)
+    everyone = list(receivers.values())
+    chain = [r for r in everyone if r.can_relay]
+    chain += [r for r in everyone if not r.can_relay][:1]   # the chain's last host need not relay
+    seconds, streamed, fanout = 0.0, 0, None
+    if stream and relay and len(chain) >= 2:
+        streaming = StreamChain(chain, report)
+        seconds += run_with_progress(streaming.run, chain, report)
+        streamed = streaming.streamed_to
+    rest = [r for r in everyone if r.needs and r.error is None]
+    if rest:
+        fanout = FanOut(rest, cache, report, relay=relay)
+        seconds += run_with_progress(fanout.run, rest, report)
+    report(progress_line(everyone) + f" ({seconds:.1f} s; streamed to {streamed} hosts, "
+           f"{fanout.relays_used if fanout else 0} relayed and {fanout.direct_hops if fanout else 0} direct chunk copies)")
     for target in targets:
         receiver = receivers.get(target.host.name)
         if receiver is None:

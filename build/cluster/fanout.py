@@ -120,6 +120,7 @@ class Receiver:
     error: Optional[str] = None
     notes: List[str] = field(default_factory=list)
     done: bool = False
+    python: str = "python3"        # runs the stream relay on the host
 
     def incoming(self, file_sha: str) -> str:
         return f"{self.home}/wheels/.incoming/{file_sha}"
@@ -352,11 +353,6 @@ class FanOut:
         run_script(receiver.host, ASSEMBLE, [receiver.wheel_path(wheel), wheel.size,
                                              *[receiver.chunk_path(c) for c in chunks]], timeout=600).check()
 
-    # -- progress --------------------------------------------------------------------
-    def progress_line(self) -> str:
-        parts = [f"{r.host.name} {r.bytes_done / 1e6:.0f}/{r.bytes_total / 1e6:.0f} MB"
-                 + (" FAILED" if r.error else "") for r in self.receivers]
-        return "deploy: copying: " + ", ".join(parts)
 
 
 def relay_known_hosts(home: str) -> str:
@@ -368,25 +364,30 @@ def relay_control_path(home: str) -> str:
     return f"{home}/.relay/cm-%C"
 
 
-def run_with_progress(fanout: FanOut, report: Report, every: float = 2.0) -> None:
-    """Run ``fanout``, printing bytes per host every ``every`` seconds while it copies."""
+def progress_line(receivers: List[Receiver]) -> str:
+    parts = [f"{r.host.name} {r.bytes_done / 1e6:.0f}/{r.bytes_total / 1e6:.0f} MB"
+             + (" FAILED" if r.error else "") for r in receivers]
+    return "deploy: copying: " + ", ".join(parts)
+
+
+def run_with_progress(run: Callable[[], None], receivers: List[Receiver], report: Report,
+                      every: float = 2.0) -> float:
+    """``run()``, printing bytes per host every ``every`` seconds while it copies; its seconds."""
     finished = threading.Event()
 
     def ticker() -> None:
         while not finished.wait(every):
-            report(fanout.progress_line())
+            report(progress_line(receivers))
 
     thread = threading.Thread(target=ticker, daemon=True)
     thread.start()
     started = time.monotonic()
     try:
-        fanout.run()
+        run()
     finally:
         finished.set()
         thread.join()
-    if any(r.bytes_total for r in fanout.receivers):
-        report(fanout.progress_line() + f" ({time.monotonic() - started:.1f} s, "
-               f"{fanout.relays_used} relayed and {fanout.direct_hops} direct chunk copies)")
+    return time.monotonic() - started
 
 
 def _short(error: Exception) -> str:

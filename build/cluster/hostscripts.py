@@ -175,10 +175,11 @@ rm -f "$err"
 exit "$status"
 """
 
-# After a deploy: drop chunks of assembled files, stop relay masters.
+# After a deploy: drop chunks of assembled files and stale relay FIFOs, stop relay masters.
 CLEAN_INCOMING = r"""
 home=$1; shift
 for sha in "$@"; do rm -rf "$home/wheels/.incoming/$sha"; done
+rm -f "$home"/.relay/in-*      # FIFOs of stream relays that were killed
 for socket in "$home"/.relay/cm-*; do
   [ -S "$socket" ] && ssh -o ControlPath="$socket" -O exit piforge-relay >/dev/null 2>&1
 done

@@ -8,7 +8,7 @@ import stat
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, List
 
 import pytest
 
@@ -84,7 +84,8 @@ def test_sshd_killed_mid_copy(sim_cluster: SimCluster, wheelhouse: Wheelhouse, p
 
     watcher = threading.Thread(target=kill_when_copying, daemon=True)
     watcher.start()
-    targets = deploy(cluster, profile, wheelhouse, report=lambda line: None, chunk_cache=cache)
+    # The chunk fan-out (what serves any host the stream did not reach): stream=False.
+    targets = deploy(cluster, profile, wheelhouse, report=lambda line: None, chunk_cache=cache, stream=False)
     watcher.join()
     assert killed.is_set()
     table = summary(targets)
@@ -95,11 +96,53 @@ def test_sshd_killed_mid_copy(sim_cluster: SimCluster, wheelhouse: Wheelhouse, p
     assert kept >= 5
 
     sim_cluster.start_sshd(a)
-    rerun = deploy(cluster, profile, wheelhouse, report=lambda line: None, chunk_cache=cache)
+    rerun = deploy(cluster, profile, wheelhouse, report=lambda line: None, chunk_cache=cache, stream=False)
     assert [t.status for t in rerun] == ["installed", "up to date"], summary(rerun)
     # Verified chunks that had arrived before the crash were not sent again.
     assert rerun[0].copied <= wheelhouse.total_bytes - kept * 64 * 1024 + 64 * 1024
     assert imports_on(cluster.hosts[0], "test", "import six; print(six.__version__)") == "1.17.0"
+
+
+def test_host_killed_mid_stream(sim_cluster: SimCluster, wheelhouse: Wheelhouse, piforge_home: Path,
+                                tmp_path: Path) -> None:
+    """The streamed chain a -> b -> c -> d loses b while c is receiving through it: a
+    finishes from the stream, c and d get the rest in chunks, b is failed and untouched."""
+    a, b, c, d = (sim_cluster.add_host(n) for n in "abcd")
+    sh("tc", "qdisc", "add", "dev", a.veth_bridge_side, "root", "tbf", "rate", "2mbit", "burst", "32kb",
+       "latency", "50ms")     # the controller -> a hop paces the whole chain
+    cluster = cluster_of(sim_cluster, tmp_path)
+    profile = make_profile()
+    wheels = c.home / "piforge" / "wheels"
+    killed = threading.Event()
+
+    def kill_when_streaming() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(p.stat().st_size > 64 * 1024 for p in wheels.glob("*/*.part")):
+                b.kill_sshd()
+                killed.set()
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_when_streaming, daemon=True)
+    watcher.start()
+    lines: List[str] = []
+    targets = deploy(cluster, profile, wheelhouse, report=lines.append,
+                     chunk_cache=ChunkCache(piforge_home / "chunks", chunk_bytes=256 * 1024))
+    watcher.join()
+    assert killed.is_set()
+    table = summary(targets)
+    assert [t.status for t in targets] == ["installed", "FAILED", "installed", "installed"], table + "\n".join(lines)
+    assert "ssh to root@10.231.0.11" in targets[1].detail, table
+    assert "the rest sent in chunks" in targets[2].detail, table
+    assert_untouched(b)
+    for host in (a, c, d):
+        assert not list((host.home / "piforge").rglob("*.part")) and not list((host.home / "piforge").rglob("in-*"))
+
+    sim_cluster.start_sshd(b)
+    rerun = deploy(cluster, profile, wheelhouse, report=lambda line: None)
+    assert [t.status for t in rerun] == ["up to date", "installed", "up to date", "up to date"], summary(rerun)
+    assert imports_on(cluster.hosts[1], "test", "import six; print(six.__version__)") == "1.17.0"
 
 
 CORRUPTING_SCP = """#!/bin/bash
@@ -167,7 +210,7 @@ def test_corrupted_in_transit(sim_cluster: SimCluster, wheelhouse: Wheelhouse, p
     # One corrupted upload: detected by the hash check on the host, re-sent, deploy succeeds.
     counter.write_text("0")
     corrupting_scp(1)
-    rerun = deploy(cluster, profile, wheelhouse, report=lambda line: None, chunk_cache=cache)
+    rerun = deploy(cluster, profile, wheelhouse, report=lambda line: None, chunk_cache=cache, stream=False)
     assert [t.status for t in rerun] == ["installed", "installed"], summary(rerun)
     assert "arrived corrupted; re-sent" in (rerun[0].detail + rerun[1].detail)
     for spec in cluster.hosts:

@@ -1,6 +1,7 @@
 """The user's scale: 35 simulated Pis (network namespaces, real sshd, private homes) through
-cluster:check (the whole TCP mesh), deploy, TF_CONFIG and a 35-worker launch whose one
-killed worker stops the whole job, naming the host, with every port freed.
+deploy (streamed through all 35, one host dropping mid-stream), cluster:check (the whole
+TCP mesh), TF_CONFIG and a 35-worker launch whose one killed worker stops the whole job,
+naming the host, with every port freed.
 
 One test on purpose: bringing up 35 hosts is the expensive part, every stage reuses them.
 The MEASURE lines are figures for the log (start-up, memory, stage times), not assertions.
@@ -92,14 +93,42 @@ script = "{SCRIPT}"
 ''')
     profile = make_profile()
 
-    # -- deploy: the relay fan-out to all 35, every hop verified by hash ---------------
+    # -- deploy: streamed through all 35, every hop verified by hash; s17 drops mid-way --
+    dropped, watched = hosts[17], hosts[20]
+    sh("tc", "qdisc", "add", "dev", hosts[0].veth_bridge_side, "root", "tbf", "rate", "4mbit", "burst", "32kb",
+       "latency", "50ms")     # the controller -> s0 hop paces the chain: the drop lands mid-stream
+    dropped_now = threading.Event()
+
+    def drop_when_streaming() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(p.stat().st_size > 64 * 1024 for p in (watched.home / "piforge" / "wheels").glob("*/*.part")):
+                dropped.kill_sshd()
+                dropped_now.set()
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=drop_when_streaming, daemon=True)
+    watcher.start()
     lines: List[str] = []
     started = time.monotonic()
     targets = deploy(cluster, profile, wheelhouse, report=lines.append,
                      chunk_cache=ChunkCache(piforge_home / "chunks", chunk_bytes=256 * 1024))
-    measure(capsys, f"deploy to {HOSTS} hosts: {time.monotonic() - started:.1f} s")
-    assert [t.status for t in targets] == ["installed"] * HOSTS, summary(targets) + "\n" + "\n".join(lines[-20:])
-    assert any("relayed" in line for line in lines)
+    measure(capsys, f"deploy to {HOSTS} hosts, one dropped mid-stream: {time.monotonic() - started:.1f} s")
+    watcher.join()
+    assert dropped_now.is_set()
+    sh("tc", "qdisc", "del", "dev", hosts[0].veth_bridge_side, "root")
+    context = summary(targets) + "\n" + "\n".join(lines[-20:])
+    assert [t.host.name for t in targets if t.failed] == [dropped.name], context
+    assert all(t.status == "installed" for t in targets if t.host.name != dropped.name), context
+    assert all("the rest sent in chunks" in t.detail for t in targets[18:]), context   # the stream ended at s17
+    assert any("streamed to 17 hosts" in line for line in lines), context              # s0..s16 got it all streamed
+    venvs = dropped.home / "piforge" / "venvs" / "test"
+    assert not (venvs / "current").exists() and not list(venvs.glob("v-*")), "the dropped host was touched"
+    sim_cluster.start_sshd(dropped)
+    back = deploy(cluster, profile, wheelhouse, report=lines.append)
+    assert [t.host.name for t in back if t.status == "installed"] == [dropped.name], summary(back)
+
     started = time.monotonic()
     again = deploy(cluster, profile, wheelhouse, report=lines.append)
     measure(capsys, f"no-op redeploy to {HOSTS} hosts: {time.monotonic() - started:.1f} s")
