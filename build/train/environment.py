@@ -11,41 +11,47 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence
 PARALLEL_HOSTS = 16
 
 
-def hosts_without_python(cluster: Any, names: Sequence[str], overrides: Mapping[str, str]) -> List[str]:
+def hosts_without_python(cluster: Any, names: Sequence[str], overrides: Mapping[str, str],
+                         opened: Optional[Mapping[str, Any]] = None) -> List[str]:
     """Those of ``names`` lacking the Python a job would run with; asked in parallel (one
-    ssh connection each: at 35 hosts one after the other took seconds before every run)."""
+    ssh connection each: at 35 hosts one after the other took seconds before every run).
+    Hosts in ``opened`` are asked over that connection (the launcher's, reused for the run)."""
     from ..cluster.hosts import open_host
     from ..concurrency import map_bounded
 
     def lacks(name: str) -> bool:
+        if opened is not None and name in opened:
+            return _lacks_python(opened[name], cluster, overrides)
         with open_host(cluster.host(name)) as host:
-            python = overrides.get("python") or host.venv_python(cluster.profile)
-            return not host.run(["test", "-x", python], check=False, timeout=60).ok
+            return _lacks_python(host, cluster, overrides)
 
     return [name for name, missing in zip(names, map_bounded(lacks, names, PARALLEL_HOSTS)) if missing]
 
 
-def _wheelhouse_from_store(profile: Any) -> Any:
-    """The profile's wheelhouse, built or substituted if needed (direct API callers)."""
-    from ..cluster.wheelhouse import load_wheelhouse
-    from ..derivation import derive
-    from ..realise import realise
-    from ..recipe import load_recipes
-    from ..store import Store
+def _lacks_python(host: Any, cluster: Any, overrides: Mapping[str, str]) -> bool:
+    python = overrides.get("python") or host.venv_python(cluster.profile)
+    return not host.run(["test", "-x", python], check=False, timeout=60).ok
 
-    store = Store.default()
-    return load_wheelhouse(realise(derive(load_recipes(), profile.wheelhouse), store), store)
+
+def _wheelhouse_from_store(profile: Any) -> Any:
+    """The profile's wheelhouse for direct API callers: the same Project the tasks use
+    (built, or substituted from the binary cache, if needed), with default options."""
+    from ..options import Options
+    from ..project import Project
+
+    return Project(Options()).wheelhouse(profile)
 
 
 def ensure_deployed(cluster: Any, names: Sequence[str], overrides: Mapping[str, str],
                     say: Callable[[str], None], *,
-                    provide_wheelhouse: Optional[Callable[[Any], Any]] = None) -> None:
+                    provide_wheelhouse: Optional[Callable[[Any], Any]] = None,
+                    opened: Optional[Mapping[str, Any]] = None) -> None:
     """Deploy the cluster's profile to those of ``names`` that lack it (not with python=PATH).
     ``provide_wheelhouse(profile)`` gives the wheelhouse (the task layer's Project does,
     so recipes are not loaded a second time)."""
     if overrides.get("python"):
         return
-    missing = hosts_without_python(cluster, names, overrides)
+    missing = hosts_without_python(cluster, names, overrides, opened)
     if not missing:
         return
     from ..cluster.deploy import deploy, raise_for_failures

@@ -60,32 +60,35 @@ def train(cluster: Any, job_name: str, overrides: Mapping[str, str], *, say: Say
     job = resolve_job(cluster, job_name, overrides)
     policy = job.policy
     deadlines = _deadlines(overrides, policy)
-    ensure_deployed(cluster, job.hosts, overrides, say, provide_wheelhouse=provide_wheelhouse)
-    if policy.enabled and policy.spares:
-        try:  # a spare that is down now is no reason not to start; a restart probes it first
-            ensure_deployed(cluster, policy.spares, overrides, say, provide_wheelhouse=provide_wheelhouse)
-        except PiforgeError as error:
-            say(f"note: spares not ready ({error.message.splitlines()[0]}); a restart takes only spares "
-                "that answer with their Python")
-    data = dataset_file(job.dataset, report=say) if job.dataset else None
-    record = RunRecord.create(new_run_id(job.name, job.workers), runs_root)
-    say(f"run {record.path.name}: job {job.name} on {job.workers} worker(s): {', '.join(job.hosts)}"
-        + (f"; up to {policy.max_restarts} restart(s) on the survivors"
-           + (f", spares {', '.join(policy.spares)}" if policy.spares else "") if policy.enabled else ""))
-    record.snapshot(Path(cluster.path), "cluster.toml")
-    record.update(job=job.name, run_id=record.path.name, hosts=list(job.hosts), workers=job.workers,
-                  params=job.params, script=str(job.script), profile=cluster.profile, status="staging",
-                  dataset=job.dataset, dataset_file=str(data) if data else None, started=time.time(),
-                  elastic=dataclasses.asdict(policy), attempts=[])
-
+    # One connection per host for the whole run: the Python check below and the launch share it.
     hosts = {name: open_host(cluster.host(name)) for name in job.hosts + policy.spares}
     try:
-        outcome, tf_configs, specs = _attempts(cluster, job, hosts, data, record, overrides, deadlines, say)
-        if outcome.status == "succeeded":
-            _fetch_model(specs, tf_configs, record, say)
+        ensure_deployed(cluster, job.hosts, overrides, say, provide_wheelhouse=provide_wheelhouse, opened=hosts)
+        if policy.enabled and policy.spares:
+            try:  # a spare that is down now is no reason not to start; a restart probes it first
+                ensure_deployed(cluster, policy.spares, overrides, say, provide_wheelhouse=provide_wheelhouse,
+                                opened=hosts)
+            except PiforgeError as error:
+                say(f"note: spares not ready ({error.message.splitlines()[0]}); a restart takes only spares "
+                    "that answer with their Python")
+        data = dataset_file(job.dataset, report=say) if job.dataset else None
+        record = RunRecord.create(new_run_id(job.name, job.workers), runs_root)
+        say(f"run {record.path.name}: job {job.name} on {job.workers} worker(s): {', '.join(job.hosts)}"
+            + (f"; up to {policy.max_restarts} restart(s) on the survivors"
+               + (f", spares {', '.join(policy.spares)}" if policy.spares else "") if policy.enabled else ""))
+        record.snapshot(Path(cluster.path), "cluster.toml")
+        record.update(job=job.name, run_id=record.path.name, hosts=list(job.hosts), workers=job.workers,
+                      params=job.params, script=str(job.script), profile=cluster.profile, status="staging",
+                      dataset=job.dataset, dataset_file=str(data) if data else None, started=time.time(),
+                      elastic=dataclasses.asdict(policy), attempts=[])
+        try:
+            outcome, tf_configs, specs = _attempts(cluster, job, hosts, data, record, overrides, deadlines, say)
+            if outcome.status == "succeeded":
+                _fetch_model(specs, tf_configs, record, say)
+        finally:
+            record.close()
+            LOCAL_ISOLATION.release(record.path.name, say)
     finally:
-        record.close()
-        LOCAL_ISOLATION.release(record.path.name, say)
         close_all(hosts.values())
     return _conclude(job, record, outcome, say)
 

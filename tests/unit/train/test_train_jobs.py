@@ -161,6 +161,20 @@ def test_hosts_without_the_profile_python_are_found(tmp_path: Path):
     ensure_deployed(cluster, ["a", "b"], {"python": str(python)}, said.append)  # python=PATH: no deploy
     assert said == []
 
+    # The launcher's own connections are asked, not new ones (one ssh per host per run).
+    from build.cluster.hosts.local import LocalHost
+
+    asked = []
+
+    class Counting(LocalHost):
+        def run(self, argv, **kwargs):  # type: ignore[no-untyped-def,override]
+            asked.append(self.name)
+            return super().run(argv, **kwargs)
+
+    opened = {spec.name: Counting(spec) for spec in cluster.hosts}
+    assert hosts_without_python(cluster, ["a", "b"], {}, opened) == ["b"]
+    assert sorted(asked) == ["a", "b"]
+
 
 def test_a_misspelt_hyperparameter_is_refused_naming_what_the_job_takes(cluster):
     with pytest.raises(UsageError) as error:
