@@ -29,9 +29,9 @@ import sys
 import tempfile
 import time
 
+# Pipes keep the kernel's 64 KB: every byte buffered along the chain delays the last host
+# (measured, 35 hosts over 5 Mbit: 1 MB pipes 25.4 s, 64 KB 22.3 s; no change at 1 Gbit).
 BLOCK = 1 << 20
-PIPE_BYTES = 1 << 20      # a deeper pipe absorbs a downstream hiccup without stalling this host
-F_SETPIPE_SZ = 1031       # fcntl constant (Linux), not exported by Python < 3.10
 
 
 class Stalled(Exception):
@@ -79,8 +79,6 @@ class Next:
         self.errors = tempfile.TemporaryFile()
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                         stderr=self.errors) if argv else None
-        if self.process is not None:
-            set_pipe_size(self.process.stdin.fileno())
 
     def send(self, data):
         if self.process is None:
@@ -119,14 +117,6 @@ class Next:
     def stop(self):
         if self.process is not None:
             self.process.kill()
-
-
-def set_pipe_size(fd):
-    try:
-        import fcntl
-        fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)
-    except (ImportError, OSError):
-        pass   # a smaller pipe only costs speed
 
 
 def say(text):
@@ -193,7 +183,6 @@ def main(argv):
     nxt = None
     try:
         fd = os.open(fifo, os.O_RDWR)   # Linux: no blocking open, and no EOF between writers
-        set_pipe_size(fd)
         say("ready")
         nxt = Next(argv[5:], say)
         receive(Stream(fd, stall_s), home, wanted, nxt.send)
