@@ -176,6 +176,11 @@ class StreamChain:
             link.delivered.add(rest)
         elif word == "bad":
             link.notes.append(f"{_name_of(receiver, rest.split(' ')[0])} arrived corrupted in the stream; re-sent")
+        elif word == "behind":
+            link.notes.append(f"{_name_of(receiver, rest)}: this host's disk fell behind the stream; sent in chunks")
+        elif word == "write-failed":
+            sha, _, why = rest.partition(" ")
+            link.notes.append(f"{_name_of(receiver, sha)} could not be written here ({why}); sent in chunks")
         elif word == "next-failed":
             link.notes.append(f"stream to the next host failed ({rest})")
             self._cut(self.links.index(link))

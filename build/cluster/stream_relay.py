@@ -14,6 +14,8 @@ matches: every hop is verified. Reports to the controller on stdout, one line ea
     p <bytes>               bytes of wanted files written so far (about twice a second)
     ok <sha256>             a file arrived whole and verified
     bad <sha256> <got>      a file arrived corrupted (deleted)
+    behind <sha256>         this host's disk fell too far behind the stream: file dropped here
+    write-failed <sha> <why>  the file could not be written here (dropped)
     next-failed <why>       the next host stopped taking the stream (this host carries on)
     end                     the stream ended; nothing more will come
 
@@ -22,16 +24,19 @@ leaves no partial file.
 """
 import hashlib
 import os
+import queue
 import select
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 # Pipes keep the kernel's 64 KB: every byte buffered along the chain delays the last host
 # (measured, 35 hosts over 5 Mbit: 1 MB pipes 25.4 s, 64 KB 22.3 s; no change at 1 Gbit).
 BLOCK = 1 << 20
+BACKLOG_BLOCKS = 512      # reads (<= 64 KB from a pipe) queued for the disk: ~32 MB at most
 
 
 class Stalled(Exception):
@@ -119,15 +124,121 @@ class Next:
             self.process.kill()
 
 
+SAY_LOCK = threading.Lock()
+
+
 def say(text):
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    with SAY_LOCK:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
-def receive(stream, home, wanted, forward):
-    """Copy the stream through; write wanted files. Returns at the end record."""
-    written = 0
-    reported = time.monotonic()
+class Writer(threading.Thread):
+    """Writes and hashes the wanted files off the forwarding path, so a slow disk here
+    does not slow every host after this one. When it falls BACKLOG_BLOCKS reads behind,
+    the file is dropped here (the controller sends it later in chunks, at this host's own
+    pace) and the stream keeps its speed."""
+
+    def __init__(self):
+        threading.Thread.__init__(self, daemon=True)
+        self.queue = queue.Queue(BACKLOG_BLOCKS)
+        self.dropped = set()
+        self.parts = set()        # partial files not yet verified or removed
+        self.written = 0
+        self.reported = time.monotonic()
+
+    # -- the forwarding thread's side: never blocks --------------------------------------
+    def begin(self, sha, final):
+        self.parts.add(final + ".part")
+        self._offer(sha, ("open", sha, final))
+
+    def data(self, sha, block):
+        self._offer(sha, ("data", sha, block))
+
+    def end(self, sha):
+        self._offer(sha, ("close", sha))
+
+    def _offer(self, sha, item):
+        if sha in self.dropped:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            self.dropped.add(sha)
+            say("behind %s" % sha)
+
+    def finish(self, timeout):
+        """After the stream: let the disk catch up (at most ``timeout``), then remove
+        whatever is still partial."""
+        try:
+            self.queue.put(None, timeout=timeout)
+            self.join(timeout)
+        except queue.Full:
+            pass
+        self.discard()
+
+    def discard(self):
+        for part in list(self.parts):
+            remove(part)
+        self.parts.clear()
+
+    # -- the disk's side ---------------------------------------------------------------
+    def run(self):
+        current = None     # (sha, final, file, digest)
+        while True:
+            item = self.queue.get()
+            if current is not None and current[0] in self.dropped:
+                current[2].close()
+                self._forget(current[1] + ".part")
+                current = None
+            if item is None:
+                return
+            kind, sha = item[0], item[1]
+            if sha in self.dropped:
+                continue
+            try:
+                if kind == "open":
+                    final = item[2]
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    current = (sha, final, open(final + ".part", "wb"), hashlib.sha256())
+                elif kind == "data" and current is not None:
+                    current[2].write(item[2])
+                    current[3].update(item[2])
+                    self.written += len(item[2])
+                    if time.monotonic() - self.reported > 0.5:
+                        say("p %d" % self.written)
+                        self.reported = time.monotonic()
+                elif kind == "close" and current is not None:
+                    sha, final, out, digest = current
+                    current = None
+                    out.close()
+                    got = digest.hexdigest()
+                    if got == sha:
+                        os.replace(final + ".part", final)
+                        self.parts.discard(final + ".part")
+                        say("ok %s" % sha)
+                    else:
+                        self._forget(final + ".part")
+                        say("bad %s %s" % (sha, got))
+                    say("p %d" % self.written)
+            except OSError as error:   # a full or failing disk: this file comes later, in chunks
+                self.dropped.add(sha)
+                say("write-failed %s %s" % (sha, error))
+
+    def _forget(self, part):
+        remove(part)
+        self.parts.discard(part)
+
+
+def remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def receive(stream, home, wanted, forward, writer):
+    """Copy the stream through, handing the wanted files to ``writer``. Returns at the end record."""
     while True:
         header = stream.line()
         forward(header + b"\n")
@@ -139,37 +250,15 @@ def receive(stream, home, wanted, forward):
             raise ValueError("bad record header %r" % header[:200])
         sha, size, name = fields[1], int(fields[2]), fields[3]
         final = os.path.join(home, "wheels", sha, name)
-        out = None
-        if sha in wanted and not os.path.isfile(final):
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            part = final + ".part"
-            out = open(part, "wb")
-            digest = hashlib.sha256()
-        try:
-            for block in stream.blocks(size):
-                forward(block)
-                if out is not None:
-                    out.write(block)
-                    digest.update(block)
-                    written += len(block)
-                    if time.monotonic() - reported > 0.5:
-                        say("p %d" % written)
-                        reported = time.monotonic()
-        except BaseException:
-            if out is not None:
-                out.close()
-                os.unlink(part)
-            raise
-        if out is not None:
-            out.close()
-            got = digest.hexdigest()
-            if got == sha:
-                os.replace(part, final)
-                say("ok %s" % sha)
-            else:
-                os.unlink(part)
-                say("bad %s %s" % (sha, got))
-            say("p %d" % written)
+        write = sha in wanted and not os.path.isfile(final)
+        if write:
+            writer.begin(sha, final)
+        for block in stream.blocks(size):
+            forward(block)
+            if write:
+                writer.data(sha, block)
+        if write:
+            writer.end(sha)
 
 
 def main(argv):
@@ -177,16 +266,18 @@ def main(argv):
     # The controller ends a broken chain by hanging up (SIGTERM): clean up as for any error.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.makedirs(os.path.dirname(fifo), exist_ok=True)
-    if os.path.exists(fifo):
-        os.unlink(fifo)
+    remove(fifo)
     os.mkfifo(fifo, 0o600)
     nxt = None
+    writer = Writer()
+    writer.start()
     try:
         fd = os.open(fifo, os.O_RDWR)   # Linux: no blocking open, and no EOF between writers
         say("ready")
         nxt = Next(argv[5:], say)
-        receive(Stream(fd, stall_s), home, wanted, nxt.send)
+        receive(Stream(fd, stall_s), home, wanted, nxt.send, writer)
         nxt.finish(timeout=stall_s)
+        writer.finish(timeout=stall_s)
         say("end")
         return 0
     except Stalled as error:
@@ -198,10 +289,9 @@ def main(argv):
     finally:
         if nxt is not None:
             nxt.stop()
-        try:
-            os.unlink(fifo)
-        except OSError:
-            pass
+        writer.dropped.update(sha for sha in wanted)   # stops a writer still running
+        writer.discard()
+        remove(fifo)
 
 
 if __name__ == "__main__":

@@ -103,3 +103,25 @@ def test_a_hostile_name_is_refused(tmp_path: Path) -> None:
     out, err = relay.communicate(timeout=60)
     assert relay.returncode == 4 and "bad record header" in err
     assert not list(tmp_path.parent.glob("evil.whl"))
+
+
+def test_a_slow_disk_drops_its_file_and_keeps_the_stream_going(tmp_path: Path) -> None:
+    """A host whose disk cannot keep up must not slow the hosts after it: here a's disk
+    never takes a byte (its partial file is a FIFO nobody reads); a drops the file, b
+    still gets it whole from a, at the stream's pace."""
+    data = os.urandom(48 << 20)      # more than the writer's backlog (512 reads of <= 64 KB)
+    full, sha = record("big-1.0-py3-none-any.whl", data)
+    first, second = tmp_path / "a", tmp_path / "b"
+    stuck = first / "wheels" / sha / "big-1.0-py3-none-any.whl.part"
+    stuck.parent.mkdir(parents=True)
+    os.mkfifo(stuck)
+    relay_b = start(second, second / "in-x", [sha])
+    relay_a = start(first, first / "in-x", [sha], next_fifo=second / "in-x", stall_s=2)
+    feed(first / "in-x", full + b"E\n")
+    out_b, err_b = relay_b.communicate(timeout=60)
+    out_a, err_a = relay_a.communicate(timeout=60)
+    assert relay_a.returncode == 0 and relay_b.returncode == 0, (err_a, err_b)
+    assert f"behind {sha}" in out_a.splitlines() and f"ok {sha}" not in out_a.splitlines()
+    assert f"ok {sha}" in out_b.splitlines()
+    assert (second / "wheels" / sha / "big-1.0-py3-none-any.whl").read_bytes() == data
+    assert not stuck.exists() and not (first / "wheels" / sha / "big-1.0-py3-none-any.whl").exists()
