@@ -79,28 +79,40 @@ class Stream:
 class Next:
     """The ssh to the next host; a failure there stops forwarding, not this host."""
 
-    def __init__(self, argv, say):
+    def __init__(self, argv, say, stall_s):
         self.say = say
+        self.stall_s = stall_s
         self.errors = tempfile.TemporaryFile()
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        stderr=self.errors) if argv else None
+                                        stderr=self.errors, bufsize=0) if argv else None
+        if self.process is not None:
+            self.fd = self.process.stdin.fileno()
+            os.set_blocking(self.fd, False)
 
     def send(self, data):
-        if self.process is None:
-            return
-        try:
-            self.process.stdin.write(data)
-        except OSError as error:   # BrokenPipeError: the next host or its link went away
-            self.fail(str(error))
+        """All of ``data`` to the next host; one that takes nothing for STALL_S (its relay
+        died before it read, its disk hangs) is given up, so this host never hangs on it."""
+        view = memoryview(data)
+        while view and self.process is not None:
+            _, ready, _ = select.select([], [self.fd], [], self.stall_s)
+            if not ready:
+                self.fail("the next host took no data for %g s" % self.stall_s)
+                return
+            try:
+                view = view[os.write(self.fd, view):]
+            except BlockingIOError:
+                continue
+            except OSError as error:   # BrokenPipeError: the next host or its link went away
+                self.fail(str(error))
 
     def fail(self, why):
         process, self.process = self.process, None
         try:
             process.kill()
             process.wait(10)
-        except OSError:
+        except (OSError, subprocess.TimeoutExpired):
             pass
-        self.say("next-failed %s" % (self.why() or why))
+        self.say("next-failed %s" % (why if "took no data" in why else self.why() or why))
 
     def why(self):
         self.errors.seek(0)
@@ -274,7 +286,7 @@ def main(argv):
     try:
         fd = os.open(fifo, os.O_RDWR)   # Linux: no blocking open, and no EOF between writers
         say("ready")
-        nxt = Next(argv[5:], say)
+        nxt = Next(argv[5:], say, stall_s)
         receive(Stream(fd, stall_s), home, wanted, nxt.send, writer)
         nxt.finish(timeout=stall_s)
         writer.finish(timeout=stall_s)

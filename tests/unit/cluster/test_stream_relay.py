@@ -125,3 +125,16 @@ def test_a_slow_disk_drops_its_file_and_keeps_the_stream_going(tmp_path: Path) -
     assert f"ok {sha}" in out_b.splitlines()
     assert (second / "wheels" / sha / "big-1.0-py3-none-any.whl").read_bytes() == data
     assert not stuck.exists() and not (first / "wheels" / sha / "big-1.0-py3-none-any.whl").exists()
+
+
+def test_a_next_host_that_takes_nothing_is_given_up(tmp_path: Path) -> None:
+    """The next relay died before reading (its FIFO has no reader): this host must not hang."""
+    data = os.urandom(4 << 20)       # far more than the pipe to the next hop holds
+    full, sha = record("w-1.0-py3-none-any.whl", data)
+    argv = [sys.executable, RELAY, str(tmp_path), str(tmp_path / "in-x"), sha, "1", "sh", "-c", "exec sleep 30"]
+    relay = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    feed(tmp_path / "in-x", full + b"E\n")
+    out, err = relay.communicate(timeout=60)
+    assert relay.returncode == 0, err
+    assert "next-failed the next host took no data for 1 s" in out.splitlines()
+    assert (tmp_path / "wheels" / sha / "w-1.0-py3-none-any.whl").read_bytes() == data
