@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set
 
+from ..errors import HostError
 from .fanout import Receiver, Report, relay_control_path, relay_known_hosts
 from .hosts.ssh import FAST_KEX, SSH_FAILED
+from .hostscripts import run_script
 from .wheelhouse import WheelFile
 
 RELAY_SOURCE = (Path(__file__).with_name("stream_relay.py")).read_text()
@@ -163,6 +165,22 @@ class StreamChain:
         link.stderr = b"".join(errors).decode("utf-8", "replace").strip()
         if not link.ended:
             self._cut(index)
+            if index > 0 and not link.cut:
+                self._release_sender(index)
+
+    def _release_sender(self, index: int) -> None:
+        """Link ``index`` ended by itself: end the previous host's ssh that feeds it, which
+        may be waiting for a FIFO that will never appear (or never be read), so that host
+        finishes now rather than after its stall time. The relay wrote that ssh's pid
+        beside its own FIFO. Best effort: if it fails, the stall time still ends the hop."""
+        sender = self.links[index - 1]
+        if sender.process is None or sender.process.poll() is not None:
+            return
+        try:
+            run_script(sender.receiver.host, 'p=$(cat "$1" 2>/dev/null) && kill "$p" 2>/dev/null; exit 0',
+                       [f"{sender.fifo}.next-pid"], timeout=10)
+        except HostError:
+            pass
 
     def _on_line(self, link: Link, line: str) -> None:
         word, _, rest = line.partition(" ")
@@ -203,7 +221,7 @@ class StreamChain:
     def _settle(self) -> None:
         """Move what arrived into the receivers: delivered files leave ``needs``; a host
         whose own ssh connection failed is failed; the rest is left for the chunk fan-out."""
-        for index, link in enumerate(self.links):
+        for link in self.links:
             receiver = link.receiver
             receiver.bytes_sent += sum(w.size for w in receiver.needs if w.sha256 in link.delivered)
             receiver.needs = [w for w in receiver.needs if w.sha256 not in link.delivered]
@@ -213,9 +231,9 @@ class StreamChain:
                 spec = receiver.host.spec
                 receiver.error = f"{receiver.host.name}: ssh to {receiver.host.destination} port {spec.ssh_port} failed: {last}"
             elif receiver.needs and not link.ended:
-                receiver.notes.append("stream cut " + ("here" if index == self.broken_at else "upstream")
-                                      + (f" ({_last(link.stderr)})" if index == self.broken_at and link.stderr else "")
-                                      + "; the rest sent in chunks")
+                why = "stream cut upstream" if link.cut else \
+                    "stream ended here" + (f" ({_last(link.stderr)})" if link.stderr else "")
+                receiver.notes.append(why + "; the rest sent in chunks")
 
     @property
     def streamed_to(self) -> int:

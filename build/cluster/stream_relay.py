@@ -79,15 +79,19 @@ class Stream:
 class Next:
     """The ssh to the next host; a failure there stops forwarding, not this host."""
 
-    def __init__(self, argv, say, stall_s):
+    def __init__(self, argv, say, stall_s, pid_file):
         self.say = say
         self.stall_s = stall_s
+        self.pid_file = pid_file
         self.errors = tempfile.TemporaryFile()
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                         stderr=self.errors, bufsize=0) if argv else None
         if self.process is not None:
             self.fd = self.process.stdin.fileno()
             os.set_blocking(self.fd, False)
+            # The controller ends this hop through it when the next relay died by itself.
+            with open(pid_file, "w") as handle:
+                handle.write("%d\n" % self.process.pid)
 
     def send(self, data):
         """All of ``data`` to the next host; one that takes nothing for STALL_S (its relay
@@ -107,6 +111,7 @@ class Next:
 
     def fail(self, why):
         process, self.process = self.process, None
+        remove(self.pid_file)
         try:
             process.kill()
             process.wait(10)
@@ -125,6 +130,7 @@ class Next:
         try:
             self.process.stdin.close()
             code = self.process.wait(timeout)
+            remove(self.pid_file)
         except (OSError, subprocess.TimeoutExpired) as error:
             self.fail(str(error))
             return
@@ -286,7 +292,7 @@ def main(argv):
     try:
         fd = os.open(fifo, os.O_RDWR)   # Linux: no blocking open, and no EOF between writers
         say("ready")
-        nxt = Next(argv[5:], say, stall_s)
+        nxt = Next(argv[5:], say, stall_s, fifo + ".next-pid")
         receive(Stream(fd, stall_s), home, wanted, nxt.send, writer)
         nxt.finish(timeout=stall_s)
         writer.finish(timeout=stall_s)
@@ -304,6 +310,7 @@ def main(argv):
         writer.dropped.update(sha for sha in wanted)   # stops a writer still running
         writer.discard()
         remove(fifo)
+        remove(fifo + ".next-pid")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import Callable, List
 
 import pytest
 
+from build.cluster.config import load_cluster
 from build.cluster.deploy import deploy, raise_for_failures, summary
 from build.cluster.fanout import ChunkCache
 from build.cluster.wheelhouse import Wheelhouse, load_wheelhouse
@@ -143,6 +144,36 @@ def test_host_killed_mid_stream(sim_cluster: SimCluster, wheelhouse: Wheelhouse,
     rerun = deploy(cluster, profile, wheelhouse, report=lambda line: None)
     assert [t.status for t in rerun] == ["up to date", "installed", "up to date", "up to date"], summary(rerun)
     assert imports_on(cluster.hosts[1], "test", "import six; print(six.__version__)") == "1.17.0"
+
+
+CRASHING_RELAY_PYTHON = """#!/bin/sh
+# This host's Python refuses the stream relay (as if it died at start) and runs the rest.
+case "$2" in *"One link of a streamed deploy"*) echo "relay refused" >&2; exit 1;; esac
+exec python3 "$@"
+"""
+
+
+def test_relay_dying_at_start_costs_no_wait(sim_cluster: SimCluster, wheelhouse: Wheelhouse, piforge_home: Path,
+                                           tmp_path: Path) -> None:
+    """b's relay dies at once: a must not wait out its stall time (60 s) on the hop to b's
+    FIFO, which never appears; b and c get the files in chunks."""
+    a, b, c = (sim_cluster.add_host(n) for n in "abc")
+    wrapper = b.home / "crashing-python"
+    wrapper.write_text(CRASHING_RELAY_PYTHON)
+    wrapper.chmod(0o755)
+    path = tmp_path / "cluster.toml"
+    path.write_text(sim_cluster.cluster_toml(profile="test").replace('name = "b"', 'name = "b"\npython = "/root/crashing-python"'))
+    cluster = load_cluster(path)
+    lines: List[str] = []
+    started = time.monotonic()
+    targets = deploy(cluster, make_profile(), wheelhouse, report=lines.append,
+                     chunk_cache=ChunkCache(piforge_home / "chunks", chunk_bytes=256 * 1024))
+    took = time.monotonic() - started
+    context = summary(targets) + "\n" + "\n".join(lines)
+    assert [t.status for t in targets] == ["installed"] * 3, context
+    assert "stream ended here (relay refused)" in targets[1].detail and "upstream" in targets[2].detail, context
+    assert any("streamed to 1 hosts" in line for line in lines), context
+    assert took < 40, context   # the hop to b was ended by the controller, not by a's 60 s stall
 
 
 CORRUPTING_SCP = """#!/bin/bash
