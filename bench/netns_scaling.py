@@ -10,8 +10,9 @@ link shaped with ``tc tbf`` on both ends. Side by side in one run:
 - all-reduce bytes per step: what worker 0 sent on its veth between its last two epoch
   ends, divided by the steps (gradients of 2.77 M float32 parameters: 11.1 MB; a 2-worker
   ring sends each worker's half twice);
-- at 100 Mbit, what helps: a larger per-worker batch, and (TF >= 2.4) gradient packing
-  via ``PIFORGE_BYTES_PER_PACK`` (jobs/piforge_jobkit.py).
+- what helps: gradients all-reduced as float16 (``PIFORGE_ALLREDUCE_DTYPE=float16``, half
+  the bytes) unshaped, at 1 Gbit and at 100 Mbit; at 100 Mbit a larger per-worker batch,
+  and (TF >= 2.4) gradient packing via ``PIFORGE_BYTES_PER_PACK`` (jobs/piforge_jobkit.py).
 
 Workers run jobs/mnist.py directly (``ip netns exec``), not through the launcher, so the
 figures are the network's. Root only; namespaces ``pfj-a``/``pfj-b`` (10.232.0.0/24) are
@@ -124,7 +125,7 @@ class Worker:
 
 
 def run(python: str, data: str, workers: int, batch: int, steps: int, epochs: int, scratch: Path,
-        pack: int = 0) -> Dict[str, Any]:
+        pack: int = 0, dtype: str = "float32") -> Dict[str, Any]:
     """One job; returns samples/s (steady epochs, summed over workers) and bytes/step."""
     marks: List[Tuple[int, int]] = []   # (epoch, worker 0's tx_bytes) at its epoch ends
 
@@ -136,7 +137,7 @@ def run(python: str, data: str, workers: int, batch: int, steps: int, epochs: in
     procs: List[Worker] = []
     for index in range(workers):
         env = dict(os.environ, PIFORGE_DATA=data, PIFORGE_MODEL_DIR=str(scratch / f"model-{time.time_ns()}-{index}"),
-                   PYTHONUNBUFFERED="1", PIFORGE_BYTES_PER_PACK=str(pack))
+                   PYTHONUNBUFFERED="1", PIFORGE_BYTES_PER_PACK=str(pack), PIFORGE_ALLREDUCE_DTYPE=dtype)
         env.pop("TF_CONFIG", None)
         if workers > 1:
             env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
@@ -180,10 +181,11 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     setup()
     try:
-        def one(label: str, workers: int, rate: Optional[str], batch: int, pack: int = 0) -> None:
+        def one(label: str, workers: int, rate: Optional[str], batch: int, pack: int = 0,
+                dtype: str = "float32") -> None:
             shape(rate)
             print(f"bench: {label} ...", flush=True)
-            results[label] = run(args.python, data, workers, batch, args.steps, args.epochs, scratch, pack)
+            results[label] = run(args.python, data, workers, batch, args.steps, args.epochs, scratch, pack, dtype)
             results[label].update(workers=workers, batch=batch, rate=rate or "unshaped", pack=pack)
 
         for rate in ("1gbit", "100mbit"):
@@ -193,6 +195,9 @@ def main() -> int:
         one("2 workers unshaped", 2, None, args.batch)
         one("2 workers 1 Gbit", 2, "1gbit", args.batch)
         one("2 workers 100 Mbit", 2, "100mbit", args.batch)
+        shaped: List[Tuple[Optional[str], str]] = [(None, "unshaped"), ("1gbit", "1 Gbit"), ("100mbit", "100 Mbit")]
+        for link, label in shaped:
+            one(f"2 workers {label}, float16 all-reduce", 2, link, args.batch, dtype="float16")
         one("1 worker, big batch", 1, None, args.big_batch)
         one(f"2 workers 100 Mbit, batch {args.big_batch}", 2, "100mbit", args.big_batch)
         for pack in [int(p) for p in args.packs.split(",") if p]:

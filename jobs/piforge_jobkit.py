@@ -226,7 +226,49 @@ def make_optimizer(name: str, learning_rate: float) -> Any:
                   "rmsprop": tf.keras.optimizers.RMSprop}
     if name.lower() not in optimizers:
         raise SystemExit(f"job: optimizer={name!r}: expected one of {', '.join(sorted(optimizers))}")
-    return optimizers[name.lower()](learning_rate=learning_rate)
+    return half_precision_allreduce(optimizers[name.lower()](learning_rate=learning_rate))
+
+
+def half_precision_allreduce(optimizer: Any) -> Any:
+    """``PIFORGE_ALLREDUCE_DTYPE=float16`` (a profile's [job_env] may set it): gradients
+    cross the network as float16, half the bytes, and are applied in float32 (Horovod's
+    fp16 compression). Unset or float32: TF's own all-reduce. The hook is where each
+    Keras sums gradients across workers: tf-keras's optimizer ``aggregate_gradients``
+    (pairs in, pairs out), TF 2.2's OptimizerV2 ``_aggregate_gradients`` (pairs in,
+    gradients out)."""
+    text = os.environ.get("PIFORGE_ALLREDUCE_DTYPE", "").strip() or "float32"
+    if text not in ("float16", "float32"):
+        raise SystemExit(f"job: PIFORGE_ALLREDUCE_DTYPE={text!r}: expected float16 or float32")
+    if text == "float32":
+        return optimizer
+    import tensorflow as tf
+
+    def halves(pairs: List[Any]) -> List[Any]:
+        return [(tf.cast(g, tf.float16) if g is not None and g.dtype == tf.float32 else g, v) for g, v in pairs]
+
+    def back(summed: Any, grad: Any) -> Any:
+        return tf.cast(summed, grad.dtype) if summed is not None and grad is not None and summed.dtype != grad.dtype \
+            else summed
+
+    if hasattr(optimizer, "aggregate_gradients"):
+        pairs_to_pairs = optimizer.aggregate_gradients
+
+        def aggregate_pairs(grads_and_vars: Any) -> Any:
+            pairs = list(grads_and_vars)
+            return [(back(s, g), v) for (s, _), (g, v) in zip(pairs_to_pairs(halves(pairs)), pairs)]
+
+        optimizer.aggregate_gradients = aggregate_pairs
+    elif hasattr(optimizer, "_aggregate_gradients"):
+        pairs_to_grads = optimizer._aggregate_gradients
+
+        def aggregate_grads(grads_and_vars: Any) -> Any:
+            pairs = list(grads_and_vars)
+            return [back(s, g) for s, (g, _) in zip(pairs_to_grads(halves(pairs)), pairs)]
+
+        optimizer._aggregate_gradients = aggregate_grads
+    else:
+        raise SystemExit("job: PIFORGE_ALLREDUCE_DTYPE=float16: this Keras has no gradient aggregation hook")
+    return optimizer
 
 
 def history_callback(per_worker_batch: int, steps: int) -> Any:

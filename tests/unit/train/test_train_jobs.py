@@ -251,3 +251,22 @@ def test_bytes_per_pack_comes_from_the_environment(monkeypatch):
     with pytest.raises(SystemExit, match="PIFORGE_BYTES_PER_PACK='4MB'"):
         kit.communication_options(fake)
     assert "piforge_jobkit" in sys.modules
+
+
+def test_allreduce_dtype_comes_from_the_environment(monkeypatch):
+    """PIFORGE_ALLREDUCE_DTYPE: float32 (or unset) leaves the optimizer alone, a typo is
+    refused naming the variable; the float16 path runs for real in the arm64 training test
+    (the rpios profile sets it) and in bench/netns_scaling.py."""
+    import pytest
+
+    monkeypatch.syspath_prepend(str(JOBS_DIR))
+    import piforge_jobkit as kit
+
+    optimizer = object()
+    monkeypatch.delenv("PIFORGE_ALLREDUCE_DTYPE", raising=False)
+    assert kit.half_precision_allreduce(optimizer) is optimizer
+    monkeypatch.setenv("PIFORGE_ALLREDUCE_DTYPE", "float32")
+    assert kit.half_precision_allreduce(optimizer) is optimizer
+    monkeypatch.setenv("PIFORGE_ALLREDUCE_DTYPE", "fp16")
+    with pytest.raises(SystemExit, match="PIFORGE_ALLREDUCE_DTYPE='fp16': expected float16 or float32"):
+        kit.half_precision_allreduce(optimizer)
