@@ -24,6 +24,7 @@ import shlex
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set
@@ -174,6 +175,11 @@ class StreamChain:
         finishes now rather than after its stall time. The relay wrote that ssh's pid
         beside its own FIFO. Best effort: if it fails, the stall time still ends the hop."""
         sender = self.links[index - 1]
+        # The pid file exists once the sender says "ready"; this link may have died sooner.
+        deadline = time.monotonic() + FEED_WAIT_S
+        while not sender.ready.wait(timeout=0.2):
+            if time.monotonic() > deadline or (sender.process is not None and sender.process.poll() is not None):
+                return
         if sender.process is None or sender.process.poll() is not None:
             return
         try:

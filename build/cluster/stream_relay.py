@@ -10,7 +10,7 @@ Files in WANTED (comma-separated sha256s) that are not already in HOME/wheels ar
 beside their final name, hashed as they pass, and moved into place only if the sha256
 matches: every hop is verified. Reports to the controller on stdout, one line each:
 
-    ready                   the FIFO exists: the previous host may start writing
+    ready                   the FIFO exists (and the next hop's pid file): writing may start
     p <bytes>               bytes of wanted files written so far (about twice a second)
     ok <sha256>             a file arrived whole and verified
     bad <sha256> <got>      a file arrived corrupted (deleted)
@@ -291,8 +291,8 @@ def main(argv):
     writer.start()
     try:
         fd = os.open(fifo, os.O_RDWR)   # Linux: no blocking open, and no EOF between writers
-        say("ready")
         nxt = Next(argv[5:], say, stall_s, fifo + ".next-pid")
+        say("ready")   # the FIFO exists, and so does the pid file of the hop to the next host
         receive(Stream(fd, stall_s), home, wanted, nxt.send, writer)
         nxt.finish(timeout=stall_s)
         writer.finish(timeout=stall_s)
