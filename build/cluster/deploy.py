@@ -244,7 +244,7 @@ def _copy_remote(targets: List[Target], wheelhouse: Wheelhouse, report: Report, 
     chain += [r for r in everyone if not r.can_relay][:1]   # the chain's last host need not relay
     seconds, streamed, fanout = 0.0, 0, None
     if stream and relay and len(chain) >= 2:
-        streaming = StreamChain(chain, report)
+        streaming = StreamChain(chain)
         seconds += run_with_progress(streaming.run, chain, report)
         streamed = streaming.streamed_to
     rest = [r for r in everyone if r.needs and r.error is None]

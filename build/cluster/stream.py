@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set
 
 from ..errors import HostError
-from .fanout import Receiver, Report, relay_control_path, relay_known_hosts
+from .fanout import Receiver, relay_control_path, relay_known_hosts
 from .hosts.ssh import FAST_KEX, SSH_FAILED
 from .hostscripts import run_script
 from .wheelhouse import WheelFile
@@ -50,7 +50,6 @@ class Link:
     process: Optional["subprocess.Popen[bytes]"] = None
     ready: threading.Event = field(default_factory=threading.Event)
     delivered: Set[str] = field(default_factory=set)     # sha256s verified on the host
-    written: int = 0
     ended: bool = False                                  # the relay saw the end of the stream
     cut: bool = False                                    # ended by the controller: the chain broke before it
     notes: List[str] = field(default_factory=list)
@@ -85,15 +84,14 @@ def next_hop_argv(sender: Receiver, receiver: Receiver, fifo: str) -> List[str]:
 class StreamChain:
     """One pass of the chain over ``receivers`` (in order); see the module docstring."""
 
-    def __init__(self, receivers: Sequence[Receiver], report: Report) -> None:
+    def __init__(self, receivers: Sequence[Receiver]) -> None:
         token = secrets.token_hex(6)
         self.links = [Link(r, f"{r.home}/.relay/in-{token}") for r in receivers]
-        self.report = report
         self.files = _union([w for r in receivers for w in r.needs])
         for receiver in receivers:
             receiver.bytes_total = sum(w.size for w in receiver.needs)
             receiver.bytes_done = 0
-        self.broken_at: Optional[int] = None     # the link where the chain broke (-1: the feed)
+        self.broken_at: Optional[int] = None     # the earliest link the stream stopped at (-1: the feed)
         self.lock = threading.Lock()
         self.feed_error = ""
 
@@ -194,8 +192,7 @@ class StreamChain:
         if word == "ready":
             link.ready.set()
         elif word == "p" and rest.isdigit():
-            link.written = int(rest)
-            receiver.bytes_done = receiver.bytes_total - sum(w.size for w in receiver.needs) + link.written
+            receiver.bytes_done = int(rest)   # bytes_total is what this pass carries for it
         elif word == "ok":
             link.delivered.add(rest)
         elif word == "bad":

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 from build.cluster.config import HostSpec
 from build.cluster.hosts import open_host
@@ -49,3 +51,33 @@ def cluster_of(sim, directory: Path, *, profile: str = "test", hosts=None, jobs:
     path = directory / "cluster.toml"
     path.write_text(sim.cluster_toml(profile=profile, hosts=hosts, job=not jobs) + "\n" + jobs)
     return load_cluster(path)
+
+
+class SshdKiller:
+    """Crash ``host`` (kill its sshd and every session) as soon as ``now()`` says so,
+    watched from a thread while a deploy runs; ``join()`` says whether it happened."""
+
+    def __init__(self, host, now: Callable[[], bool], timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+        self.killed = threading.Event()
+
+        def watch() -> None:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if now():
+                    host.kill_sshd()
+                    self.killed.set()
+                    return
+                time.sleep(0.02)
+
+        self.thread = threading.Thread(target=watch, daemon=True)
+        self.thread.start()
+
+    def join(self) -> bool:
+        self.thread.join()
+        return self.killed.is_set()
+
+
+def receiving_stream(host) -> Callable[[], bool]:  # type: ignore[no-untyped-def]
+    """True once ``host`` is mid-way through a streamed file (more than 64 KB of a .part)."""
+    wheels = host.home / "piforge" / "wheels"
+    return lambda: any(p.stat().st_size > 64 * 1024 for p in wheels.glob("*/*.part"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 import time
 from pathlib import Path
 from typing import Callable, List
@@ -18,7 +17,7 @@ from build.cluster.fanout import ChunkCache
 from build.cluster.wheelhouse import Wheelhouse, load_wheelhouse
 from build.errors import DeployError
 from build.store import Store
-from cluster_helpers import cluster_of, current_of, imports_on, make_profile
+from cluster_helpers import SshdKiller, cluster_of, current_of, imports_on, make_profile, receiving_stream
 from simhosts import SimCluster, SimHost, sh
 
 pytestmark = pytest.mark.slow
@@ -72,23 +71,10 @@ def test_sshd_killed_mid_copy(sim_cluster: SimCluster, wheelhouse: Wheelhouse, p
     profile = make_profile()
     cache = ChunkCache(piforge_home / "chunks", chunk_bytes=64 * 1024)
     incoming = a.home / "piforge" / "wheels" / ".incoming"
-    killed = threading.Event()
-
-    def kill_when_copying() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if len([p for p in incoming.glob("*/*") if p.name.isdigit()]) >= 5:
-                a.kill_sshd()
-                killed.set()
-                return
-            time.sleep(0.02)
-
-    watcher = threading.Thread(target=kill_when_copying, daemon=True)
-    watcher.start()
+    killer = SshdKiller(a, lambda: len([p for p in incoming.glob("*/*") if p.name.isdigit()]) >= 5)
     # The chunk fan-out (what serves any host the stream did not reach): stream=False.
     targets = deploy(cluster, profile, wheelhouse, report=lambda line: None, chunk_cache=cache, stream=False)
-    watcher.join()
-    assert killed.is_set()
+    assert killer.join()
     table = summary(targets)
     assert [t.status for t in targets] == ["FAILED", "installed"], table
     assert "sending chunk" in targets[0].detail or "ssh to root@10.231.0.10" in targets[0].detail, table
@@ -113,25 +99,11 @@ def test_host_killed_mid_stream(sim_cluster: SimCluster, wheelhouse: Wheelhouse,
        "latency", "50ms")     # the controller -> a hop paces the whole chain
     cluster = cluster_of(sim_cluster, tmp_path)
     profile = make_profile()
-    wheels = c.home / "piforge" / "wheels"
-    killed = threading.Event()
-
-    def kill_when_streaming() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if any(p.stat().st_size > 64 * 1024 for p in wheels.glob("*/*.part")):
-                b.kill_sshd()
-                killed.set()
-                return
-            time.sleep(0.02)
-
-    watcher = threading.Thread(target=kill_when_streaming, daemon=True)
-    watcher.start()
+    killer = SshdKiller(b, receiving_stream(c))
     lines: List[str] = []
     targets = deploy(cluster, profile, wheelhouse, report=lines.append,
                      chunk_cache=ChunkCache(piforge_home / "chunks", chunk_bytes=256 * 1024))
-    watcher.join()
-    assert killed.is_set()
+    assert killer.join()
     table = summary(targets)
     assert [t.status for t in targets] == ["installed", "FAILED", "installed", "installed"], table + "\n".join(lines)
     assert "ssh to root@10.231.0.11" in targets[1].detail, table

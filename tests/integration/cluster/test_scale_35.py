@@ -27,7 +27,7 @@ from build.errors import TrainingError
 from build.store import Store
 from build.train.launcher import train
 from build.train.supervisor import port_open
-from cluster_helpers import REPO, cluster_of, make_profile
+from cluster_helpers import REPO, SshdKiller, cluster_of, make_profile, receiving_stream
 from simhosts import SimCluster, SimHost, sh
 
 pytestmark = pytest.mark.slow
@@ -97,26 +97,13 @@ script = "{SCRIPT}"
     dropped, watched = hosts[17], hosts[20]
     sh("tc", "qdisc", "add", "dev", hosts[0].veth_bridge_side, "root", "tbf", "rate", "4mbit", "burst", "32kb",
        "latency", "50ms")     # the controller -> s0 hop paces the chain: the drop lands mid-stream
-    dropped_now = threading.Event()
-
-    def drop_when_streaming() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if any(p.stat().st_size > 64 * 1024 for p in (watched.home / "piforge" / "wheels").glob("*/*.part")):
-                dropped.kill_sshd()
-                dropped_now.set()
-                return
-            time.sleep(0.02)
-
-    watcher = threading.Thread(target=drop_when_streaming, daemon=True)
-    watcher.start()
+    killer = SshdKiller(dropped, receiving_stream(watched))
     lines: List[str] = []
     started = time.monotonic()
     targets = deploy(cluster, profile, wheelhouse, report=lines.append,
                      chunk_cache=ChunkCache(piforge_home / "chunks", chunk_bytes=256 * 1024))
     measure(capsys, f"deploy to {HOSTS} hosts, one dropped mid-stream: {time.monotonic() - started:.1f} s")
-    watcher.join()
-    assert dropped_now.is_set()
+    assert killer.join()
     sh("tc", "qdisc", "del", "dev", hosts[0].veth_bridge_side, "root")
     context = summary(targets) + "\n" + "\n".join(lines[-20:])
     assert [t.host.name for t in targets if t.failed] == [dropped.name], context

@@ -22,10 +22,13 @@ def record(name: str, data: bytes, claimed_sha: str = "") -> Tuple[bytes, str]:
 
 
 def start(home: Path, fifo: Path, wanted: List[str], next_fifo: Path = None,  # type: ignore[assignment]
-          stall_s: float = 20) -> "subprocess.Popen[str]":
+          stall_s: float = 20, next_command: str = "") -> "subprocess.Popen[str]":
+    """A relay; its next hop feeds ``next_fifo`` (as on the hosts) or runs ``next_command``."""
     argv = [sys.executable, RELAY, str(home), str(fifo), ",".join(wanted), str(stall_s)]
     if next_fifo is not None:
-        argv += ["sh", "-c", feed_command(str(next_fifo))]
+        next_command = feed_command(str(next_fifo))
+    if next_command:
+        argv += ["sh", "-c", next_command]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -86,8 +89,7 @@ def test_a_stream_cut_mid_file_leaves_nothing(tmp_path: Path) -> None:
 def test_a_dead_next_host_does_not_stop_this_one(tmp_path: Path) -> None:
     data = os.urandom(2 << 20)
     full, sha = record("w-1.0-py3-none-any.whl", data)
-    argv = [sys.executable, RELAY, str(tmp_path), str(tmp_path / "in-x"), sha, "20", "sh", "-c", "exit 255"]
-    relay = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    relay = start(tmp_path, tmp_path / "in-x", [sha], next_command="exit 255")
     feed(tmp_path / "in-x", full + b"E\n")
     out, err = relay.communicate(timeout=60)
     assert relay.returncode == 0, err
@@ -131,8 +133,7 @@ def test_a_next_host_that_takes_nothing_is_given_up(tmp_path: Path) -> None:
     """The next relay died before reading (its FIFO has no reader): this host must not hang."""
     data = os.urandom(4 << 20)       # far more than the pipe to the next hop holds
     full, sha = record("w-1.0-py3-none-any.whl", data)
-    argv = [sys.executable, RELAY, str(tmp_path), str(tmp_path / "in-x"), sha, "1", "sh", "-c", "exec sleep 30"]
-    relay = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    relay = start(tmp_path, tmp_path / "in-x", [sha], stall_s=1, next_command="exec sleep 30")
     feed(tmp_path / "in-x", full + b"E\n")
     out, err = relay.communicate(timeout=60)
     assert relay.returncode == 0, err
