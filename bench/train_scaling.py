@@ -5,7 +5,7 @@
   (goal >= 0.9; the user's two Pis got ~0.5);
 - launch overhead: from the launcher's start until every worker has run its first
   training step, minus TensorFlow's import time (goal <= 2 s), now and "before" (TF's own
-  gRPC reconnect backoff, the per-element input map) side by side, with where each
+  gRPC reconnect backoff, the per-element input map, the train step traced twice) side by side, with where each
   worker's seconds went (strategy = its barrier, fit_start = model build, first_step =
   tracing + graph optimisation + the first step itself);
 - peak RSS per worker.
@@ -54,13 +54,13 @@ def pinned_host(root: Path, name: str, core: int, python: str, env: str = "") ->
 
 def write_cluster(root: Path, python: str) -> Path:
     text = f'[cluster]\nname = "bench"\ntransport = "local"\nprofile = "{PROFILE}"\n\n'
-    for prefix, env, port in (("core", "", 23460), ("old", f"export TF_GRPC_DEFAULT_OPTIONS={TF_DEFAULT_GRPC}\n", 23470)):
+    for prefix, env, port in (("core", "", 23460), ("old", f"export TF_GRPC_DEFAULT_OPTIONS={TF_DEFAULT_GRPC} PIFORGE_PREPARE_FIRST_STEP=0\n", 23470)):
         for core in (0, 1):
             home = pinned_host(root, f"{prefix}{core}", core, python, env)
             text += (f'[[hosts]]\nname = "{prefix}{core}"\naddress = "127.0.0.1"\ntf_port = {port + core}\n'
                      f'home = "{home}"\n\n')
     text += '[jobs.mnist]\nhosts = ["core0", "core1"]\n\n'
-    # "Before": TF's own gRPC backoff and the per-element input map.
+    # "Before": TF's own gRPC backoff, the per-element input map, the train step traced twice.
     text += '[jobs.before]\nhosts = ["old0", "old1"]\n[jobs.before.params]\n'
     text += f'script = "{JOB_SCRIPT}"\nvectorized = "0"\n\n'
     # The control: the same script alone on core 1, to run beside a lone core-0 job.
@@ -156,7 +156,7 @@ def main() -> int:
           f"{args.rounds} rounds, median [min-max]")
     for workers in (1, 2):
         row = []
-        for job, label in (("before", "before (TF's gRPC backoff, per-element map)"), ("mnist", "now")):
+        for job, label in (("before", "before (TF's gRPC backoff, per-element map, 2 traces)"), ("mnist", "now")):
             values = sorted(overheads.get((job, workers), []))
             row.append(f"{label}: " + (f"{statistics.median(values):.2f} s [{values[0]:.2f}-{values[-1]:.2f}]"
                                        if values else "n/a"))

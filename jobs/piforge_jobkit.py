@@ -440,11 +440,45 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)  # KiB on Linux
 
 
+def prepare_first_step(model: Any, dataset: Any) -> bool:
+    """Create, before ``fit``, the variables its first step would create: the optimizer's
+    slots and the loss and metric totals. Why: a ``tf.function`` whose first trace creates
+    variables is traced a second time, so ``fit``'s first step traced the whole train step
+    twice (TF 2.21, 2 workers: 0.70 s of tracing instead of 0.35 s). Keras builds the same
+    objects itself when they are missing, so this is best effort: a model or Keras it does
+    not fit (no static output shape, other internals) just keeps the second trace.
+    ``PIFORGE_PREPARE_FIRST_STEP=0`` turns it off (bench/train_scaling.py's "before")."""
+    if os.environ.get("PIFORGE_PREPARE_FIRST_STEP", "1").strip() == "0":
+        return False
+    try:
+        import tensorflow as tf
+
+        outputs, (_, y_spec) = model.outputs, dataset.element_spec
+        if len(outputs) != 1 or None in outputs[0].shape[1:] or None in y_spec.shape[1:]:
+            return False
+        y_pred = tf.zeros([1] + list(outputs[0].shape[1:]), outputs[0].dtype)
+        y_true = tf.zeros([1] + list(y_spec.shape[1:]), y_spec.dtype)
+        with model.distribute_strategy.scope():
+            if hasattr(model.compiled_loss, "build"):      # tf-keras
+                model.optimizer.build(model.trainable_variables)
+                model.compiled_loss.build(y_pred)
+                model.compiled_metrics.build(y_pred, y_true)
+            else:                                           # TF 2.2's Keras
+                model.optimizer._create_all_weights(model.trainable_variables)
+                model.compiled_loss._build(y_pred)
+                model.compiled_metrics._build(y_pred, y_true)
+    except Exception:   # never a failed job: fit() builds whatever is still missing
+        return False
+    mark("first_step_prepared")
+    return True
+
+
 def fit_evaluate_save(model: Any, dataset: Any, params: Dict[str, Any], worker: Worker,
                       arrays: Dict[str, Any], preprocess: Callable[[Any, Any], Tuple[Any, Any]],
                       to_labels: Callable[[Any], Any]) -> None:
     """The end of every built-in job: fit with per-epoch backups and events, test, save, exit."""
     backups, initial_epoch = resume_callbacks(model, worker)
+    prepare_first_step(model, dataset)
     model.fit(dataset, epochs=params["epochs"], steps_per_epoch=params["steps"], verbose=2,
               initial_epoch=initial_epoch,
               # the history first: its epoch time must not include the backup's save
