@@ -32,6 +32,7 @@ from build.cluster.config import load_cluster  # noqa: E402
 from build.errors import PiforgeError  # noqa: E402
 from build.train.launcher import train  # noqa: E402
 from build.train.records import load_run  # noqa: E402
+from figures import add_json_option, write_figures  # noqa: E402
 from local_hosts import local_cluster_text, shim_host  # noqa: E402
 
 BASE_PORT = 24100
@@ -97,11 +98,13 @@ def main() -> int:
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--reserve-mb", type=float, default=6000.0,
                         help="leave at least this much MemAvailable (other processes share the box)")
+    add_json_option(parser)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="pf-largest-"))
     os.environ.setdefault("PIFORGE_HOME", str(root / "home"))
     say = lambda line: print(f"bench: {line}", flush=True)  # noqa: E731
     rows: List[str] = []
+    sizes: List[Dict[str, Any]] = []   # the sizes that ran
     per_worker_mb: Optional[float] = None
     for workers in [int(n) for n in args.workers.split(",")]:
         available = mem_available_mb()
@@ -129,6 +132,9 @@ def main() -> int:
         per_worker_mb = 1.2 * used / workers   # what a worker really took, with a margin
         first = facts["first"]
         imports = facts["imports"]
+        if first is not None and rss:
+            sizes.append({"workers": workers, "first_step_s": first, "first_minus_import_s": first - max(imports),
+                          "rss_median_mb": statistics.median(rss), "rss_max_mb": max(rss), "memory_taken_mb": used})
         rows.append(
             f"{workers:3d} workers: time to every worker's first step "
             + ("n/a" if first is None else f"{first:.1f} s (minus slowest TF import: {first - max(imports):.1f} s)")
@@ -140,6 +146,7 @@ def main() -> int:
           f"{args.steps} steps; {os.cpu_count()} cores; load average now {os.getloadavg()[0]:.1f})")
     for row in rows:
         print(row)
+    write_figures(args.json, {"batch": args.batch, "steps": args.steps, "ran": sizes})
     return 0
 
 

@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional, Tuple
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from build.train.records import parse_event  # noqa: E402
+from figures import add_json_option, write_figures  # noqa: E402
 
 JOBS = Path(__file__).resolve().parent.parent / "jobs"
 NS = ("pfj-a", "pfj-b")
@@ -167,6 +168,7 @@ def main() -> int:
     parser.add_argument("--packs", default="1000000,4000000", help="bytes_per_pack values tried at 100 Mbit")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=3)
+    add_json_option(parser)
     args = parser.parse_args()
     if os.geteuid() != 0 or (os.cpu_count() or 1) < 2:
         print("bench: needs root (network namespaces) and 2 cores", file=sys.stderr)
@@ -210,8 +212,10 @@ def main() -> int:
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     for rate, mbit in links.items():
         print(f"link check, tbf {rate}: one TCP stream {mbit:,.0f} Mbit/s")
+    figures: Dict[str, Any] = {"tensorflow": version, "batch": args.batch, "link_mbit": links, "runs": {}}
     for label, result in results.items():
         single = results["1 worker" if result["batch"] == args.batch else "1 worker, big batch"]["throughput"]
+        figures["runs"][label] = dict(result, efficiency=result["throughput"] / (2 * single) if result["workers"] > 1 else None)
         line = f"{label:42s} {result['throughput']:9,.0f} samples/s"
         if result["workers"] > 1:
             line += f"   efficiency {result['throughput'] / (2 * single):.2f}"
@@ -219,6 +223,7 @@ def main() -> int:
                 line += f"   worker 0 sent {result['bytes_per_step'] / 1e6:.2f} MB/step"
         print(line)
     print("(goal: efficiency >= 0.9 at 1 Gbit; efficiency at batch B is over 2 x 1 worker at batch B)")
+    write_figures(args.json, figures)
     return 0
 
 

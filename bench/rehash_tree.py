@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from build.filehash_cache import FileHashCache, tree_hash  # noqa: E402
+from figures import add_json_option, write_figures  # noqa: E402
 
 
 def make_tree(root: Path, files: int, total_mb: int) -> None:
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=4000)
     parser.add_argument("--mb", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=7)
+    add_json_option(parser)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="piforge-bench-"))
     try:
@@ -106,6 +108,9 @@ def main() -> None:
         print(f"ratio re-check / whole:    {100 * recheck_s / full_s:8.2f} %   (goal <= 2 %)")
         print(f"ratio floor / whole:       {100 * floor_s / full_s:8.2f} %")
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        write_figures(args.json, {"files": args.files, "mb": args.mb, "whole_ms": full_s * 1000,
+                                  "recheck_ms": recheck_s * 1000, "floor_ms": floor_s * 1000,
+                                  "recheck_pct": 100 * recheck_s / full_s, "floor_pct": 100 * floor_s / full_s})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import Any, Dict, List, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -33,6 +33,7 @@ from build.cluster.config import load_cluster  # noqa: E402
 from build.cluster.fanout import CHUNK_BYTES, ChunkCache  # noqa: E402
 from build.profiles import Profile  # noqa: E402
 from deploy_fanout import bench_wheelhouse, timed_deploy, wipe  # noqa: E402
+from figures import add_json_option, write_figures  # noqa: E402
 from simhosts import SimCluster  # noqa: E402
 
 
@@ -44,11 +45,13 @@ def main() -> int:
     parser.add_argument("--chunk-mb", type=int, default=CHUNK_BYTES >> 20, help="fan-out chunk size")
     parser.add_argument("--no-chunks", dest="chunks", action="store_false",
                         help="skip the chunk fan-out reference run (stream=False) at each rate")
+    add_json_option(parser)
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/scale35.py needs root (network namespaces, tc)")
     work = Path(tempfile.mkdtemp(prefix="pfc-bench35-"))
     rows: List[Tuple[str, str, str]] = []
+    figures: Dict[str, Any] = {"hosts": args.hosts, "mb": args.mb, "deploy": {}}
     try:
         print(f"building a {args.mb} MB wheelhouse ...", flush=True)
         wheelhouse = bench_wheelhouse(work, args.mb)
@@ -73,6 +76,7 @@ def main() -> int:
                 print(f"deploy to 1 host over {rate} ...", flush=True)
                 t1, c1, _ = timed_deploy(one, profile, wheelhouse, cache)
                 rows.append((f"deploy {rate}: 1 host", f"copy {c1:.1f} s", f"total {t1:.1f} s"))
+                figures["deploy"][rate] = {"one_copy_s": c1}
                 methods = [("stream", True), ("chunks", False)] if args.chunks else [("stream", True)]
                 for method, stream in methods:
                     wipe(sim)
@@ -81,10 +85,12 @@ def main() -> int:
                     print("  " + [line for line in lines if "streamed to" in line][-1], flush=True)
                     rows.append((f"deploy {rate}: {args.hosts} hosts, {method}", f"copy {cn:.1f} s",
                                  f"total {tn:.1f} s; copy {cn / c1:.2f}x of 1 host (goal <= 1.5x)"))
+                    figures["deploy"][rate][f"{method}_copy_s"] = cn
 
             print(f"no-op redeploy to {args.hosts} hosts ...", flush=True)
             t0, _, _ = timed_deploy(many, profile, wheelhouse, cache)
             rows.append((f"no-op redeploy, {args.hosts} hosts", f"{t0:.2f} s", "goal <= 2 s"))
+            figures["noop_s"] = t0
 
             print(f"cluster:check of {args.hosts} hosts ...", flush=True)
             cluster = load_cluster(many)
@@ -96,6 +102,7 @@ def main() -> int:
             pairs = len(checks) * (len(checks) - 1)
             rows.append((f"cluster:check, {args.hosts} hosts", f"{seconds:.1f} s",
                          f"{pairs} mesh probes; goal <= 10 s"))
+            figures.update(check_s=seconds, bringup_s=up, pss_mb_per_host=pss / args.hosts / 1e6)
 
         print()
         print(f"wheelhouse {wheelhouse.total_bytes / 1e6:.0f} MB in {args.chunk_mb} MB chunks; "
@@ -103,6 +110,7 @@ def main() -> int:
         width = max(len(r[0]) for r in rows)
         for what, figure, note in rows:
             print(f"{what:<{width}}  {figure:>12}  {note}")
+        write_figures(args.json, figures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

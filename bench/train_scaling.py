@@ -33,6 +33,7 @@ from build.cluster.config import load_cluster  # noqa: E402
 from build.train.launcher import train  # noqa: E402
 from build.train.records import load_run  # noqa: E402
 from build.train.report import throughput, write_report  # noqa: E402
+from figures import add_json_option, write_figures  # noqa: E402
 
 PROFILE = "bench"
 JOB_SCRIPT = Path(__file__).resolve().parent.parent / "jobs" / "mnist.py"
@@ -107,6 +108,7 @@ def main() -> int:
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--rounds", type=int, default=3,
                         help="launch-overhead rounds (before and after, 1 and 2 workers, alternating)")
+    add_json_option(parser)
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
         print("bench: needs 2 cores", file=sys.stderr)
@@ -180,6 +182,12 @@ def main() -> int:
             if "peak_rss_mb" in event:
                 rss[event["host"]] = max(rss.get(event["host"], 0), event["peak_rss_mb"])
         print(f"peak RSS, {workers} worker(s): " + ", ".join(f"{h} {v:,.0f} MB" for h, v in sorted(rss.items())))
+    write_figures(args.json, {
+        "efficiency": double / (2 * single) if single and double else None,
+        "control": control / (2 * single) if single else None,
+        "launch_overhead_s": {f"{job} {workers}": statistics.median(values) for (job, workers), values in overheads.items()},
+        "peak_rss_mb": max((e["peak_rss_mb"] for run in runs.values() for e in run["events"] if "peak_rss_mb" in e),
+                           default=None)})
     report = write_report(",".join(str(run["path"]) for run in runs.values()))
     print(f"report: {report}/report.md")
     return 0
