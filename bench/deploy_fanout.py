@@ -16,16 +16,12 @@ Run as root: ``.venv/bin/python bench/deploy_fanout.py [--mb 200] [--hosts 8] [-
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import json
 import os
 import re
 import shutil
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 from typing import List, Tuple
 
@@ -36,36 +32,13 @@ sys.path.insert(0, str(REPO / "tests" / "integration" / "cluster"))
 from build.cluster.config import load_cluster  # noqa: E402
 from build.cluster.deploy import deploy, summary  # noqa: E402
 from build.cluster.fanout import CHUNK_BYTES, ChunkCache  # noqa: E402
-from build.cluster.wheelhouse import Wheelhouse, load_wheelhouse  # noqa: E402
+from build.cluster.wheelhouse import Wheelhouse  # noqa: E402
 from build.derivation import derive  # noqa: E402
 from build.profiles import Profile  # noqa: E402
 from build.realise import realise  # noqa: E402
 from build.recipe import load_recipes  # noqa: E402
-from build.store import Store  # noqa: E402
 from simhosts import SimCluster  # noqa: E402
-
-
-def record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def data_wheel(directory: Path, name: str, size: int) -> Path:
-    """A valid, installable wheel carrying ``size`` random bytes (incompressible)."""
-    files = {
-        f"{name}/__init__.py": b"",
-        f"{name}/blob.bin": os.urandom(size),
-        f"{name}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
-        f"{name}-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: piforge-bench\nRoot-Is-Purelib: true\n"
-                                      b"Tag: py3-none-any\n",
-    }
-    record = "".join(f"{path},{record_hash(data)},{len(data)}\n" for path, data in files.items())
-    record += f"{name}-1.0.dist-info/RECORD,,\n"
-    path = directory / f"{name}-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        for member, data in files.items():
-            archive.writestr(member, data)
-        archive.writestr(f"{name}-1.0.dist-info/RECORD", record)
-    return path
+from wheelhouses import data_wheel, wheelhouse_entry  # noqa: E402
 
 
 def bench_wheelhouse(work: Path, megabytes: int) -> Wheelhouse:
@@ -84,17 +57,7 @@ def bench_wheelhouse(work: Path, megabytes: int) -> Wheelhouse:
     sizes = [int(remaining * 0.7)] + [int(remaining * 0.3 / 5)] * 5   # one big wheel (like TF) + smaller ones
     for index, size in enumerate(sizes):
         data_wheel(entry, f"pfbench_data{index}", size)
-    files = {}
-    lock = []
-    for wheel in sorted(entry.glob("*.whl")):
-        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-        files[wheel.name] = {"sha256": digest, "size": wheel.stat().st_size, "mode": 0o644, "type": "file"}
-        name, version = wheel.name.split("-")[:2]
-        lock.append(f"{name}=={version} --hash=sha256:{digest}")
-    (entry / "lock.txt").write_text("\n".join(lock) + "\n")
-    (entry / ".piforge").mkdir()
-    (entry / ".piforge" / "manifest.json").write_text(json.dumps({"files": files}))
-    return load_wheelhouse(entry, Store(entry.parent))
+    return wheelhouse_entry(entry)
 
 
 def timed_deploy(cluster_path: Path, profile: Profile, wheelhouse: Wheelhouse, cache: ChunkCache,

@@ -208,12 +208,13 @@ class SimCluster:
         authorized = host.dir / "authorized_keys"
         authorized.write_text(Path(f"{self.client_key}.pub").read_text())
         chroot = f"ChrootDirectory {self._chroot_mountpoint(host)}\n" if host.rootfs else ""
+        files = self._sshd_files(host)
         (host.dir / "sshd_config").write_text(textwrap.dedent(f"""\
             ListenAddress {host.address}
             Port 22
-            HostKey {key}
-            PidFile {host.dir}/sshd.pid
-            AuthorizedKeysFile {authorized}
+            HostKey {files}/{key.name}
+            PidFile {files}/sshd.pid
+            AuthorizedKeysFile {files}/{authorized.name}
             PermitRootLogin prohibit-password
             PasswordAuthentication no
             KbdInteractiveAuthentication no
@@ -227,6 +228,12 @@ class SimCluster:
         with open(self.known_hosts, "a") as handle:
             handle.write(f"{host.address} {public[0]} {public[1]}\n")
 
+    def _sshd_files(self, host: SimHost) -> str:
+        """Where the host's sshd reads its config and keys. An arm64 host's sshd gets the
+        host's own tmp on /tmp (see _spawn_sshd), which hides ``host.dir`` when that lives
+        under /tmp: it reads them through a bind mount under /run instead."""
+        return f"/run/{NETNS_PREFIX}{host.name}/host" if host.rootfs else str(host.dir)
+
     def _chroot_mountpoint(self, host: SimHost) -> str:
         # ChrootDirectory needs every path component root-owned and not group/world
         # writable: /run/pfc-<name>/root qualifies, the store path (under /var/tmp) does not.
@@ -239,18 +246,24 @@ class SimCluster:
 
     def _spawn_sshd(self, host: SimHost) -> None:
         mounts = [f"mount --bind {q(host.home)} /root"]
+        files = self._sshd_files(host)
         if host.rootfs:
             point = self._chroot_mountpoint(host)
             os.makedirs(point, mode=0o755, exist_ok=True)
+            os.makedirs(files, mode=0o755, exist_ok=True)
             mounts = [
+                f"mount --bind {q(host.dir)} {files}",
                 f"mount --bind {q(host.rootfs)} {point}",
                 f"mount --bind {q(host.home)} {point}/root",
                 f"mount --bind {q(host.dir / 'tmp')} {point}/tmp",
+                # sshd makes a forwarded agent's socket in its own /tmp, outside the chroot:
+                # the same directory on both sides lets the session's ssh (a relay hop) use it.
+                f"mount --bind {q(host.dir / 'tmp')} /tmp",
                 f"mount -t proc proc {point}/proc",
                 f"mount --rbind /dev {point}/dev",
                 f"mount --rbind /sys {point}/sys",
             ]
-        script = "set -e; " + "; ".join(mounts) + f"; exec /usr/sbin/sshd -D -e -f {q(host.dir / 'sshd_config')}"
+        script = "set -e; " + "; ".join(mounts) + f"; exec /usr/sbin/sshd -D -e -f {q(files + '/sshd_config')}"
         log = open(host.dir / "sshd.log", "ab")
         host.sshd = subprocess.Popen(
             ["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private", "--",
@@ -357,7 +370,9 @@ def clear_stale() -> None:
     for directory in run_dirs:
         # mountpoints only ever existed inside the hosts' private mount namespaces
         try:
-            (directory / "root").rmdir()
+            for mountpoint in ("root", "host"):
+                if (directory / mountpoint).is_dir():
+                    (directory / mountpoint).rmdir()
             directory.rmdir()
         except OSError:
             pass

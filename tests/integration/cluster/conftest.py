@@ -30,8 +30,9 @@ def sim_cluster(tmp_path: Path) -> Iterator[SimCluster]:
 
 @pytest.fixture(scope="session")
 def cluster_recipes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The test wheelhouses plus the real wrapt recipe and its arm64 rootfs (same hashes
-    as in recipes/, so the spine's builds in the shared home are reused)."""
+    """The test wheelhouses plus the real wrapt recipe and its arm64 rootfs, and the
+    bookworm arm64 rootfs of the simulated Pis (same hashes as in recipes/, so the builds
+    in the shared home are reused)."""
     directory = tmp_path_factory.mktemp("cluster-recipes")
     for recipe in (HERE / "recipes").glob("*.toml"):
         shutil.copy(recipe, directory)
@@ -40,6 +41,7 @@ def cluster_recipes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if wrapt.builder.base:
         shutil.copy(REPO / "recipes" / f"{wrapt.builder.base}.toml", directory)
     shutil.copy(REPO / "recipes" / "auditwheel.toml", directory)   # yamlext repairs with it
+    shutil.copy(REPO / "recipes" / "rootfs-bookworm-arm64.toml", directory)   # the simulated Pis' (with ssh)
     return directory
 
 
