@@ -247,6 +247,9 @@ def _copy_remote(targets: List[Target], wheelhouse: Wheelhouse, report: Report, 
         streaming = StreamChain(chain)
         seconds += run_with_progress(streaming.run, chain, report)
         streamed = streaming.streamed_to
+        held_back = streaming.held_back()
+        if held_back:
+            report(f"deploy: the stream went at the pace of {held_back}")
     rest = [r for r in everyone if r.needs and r.error is None]
     if rest:
         fanout = FanOut(rest, cache, report, relay=relay)

@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import HostError
 from .fanout import Receiver, relay_control_path, relay_known_hosts
@@ -55,6 +55,7 @@ class Link:
     notes: List[str] = field(default_factory=list)
     returncode: Optional[int] = None
     stderr: str = ""
+    waits: Optional[Tuple[float, float, float]] = None   # the relay's (in, out, all) seconds
 
 
 def feed_command(fifo: str) -> str:
@@ -205,6 +206,12 @@ class StreamChain:
         elif word == "next-failed":
             link.notes.append(f"stream to the next host failed ({rest})")
             self._cut(self.links.index(link))
+        elif word == "waits":
+            try:
+                waited_in, waited_out, seconds = (float(value) for value in rest.split())
+                link.waits = (waited_in, waited_out, seconds)
+            except ValueError:
+                pass
         elif word == "end":
             link.ended = True
 
@@ -241,6 +248,54 @@ class StreamChain:
     @property
     def streamed_to(self) -> int:
         return sum(1 for link in self.links if link.ended)
+
+    def held_back(self) -> str:
+        """What the whole chain waited for, when one host or hop clearly did (a slow link,
+        NIC or CPU paces every host: forwarding is synchronous); "" otherwise."""
+        waits = [link.waits for link in self.links]
+        if any(w is None or w[2] <= 0 for w in waits):
+            return ""
+        names = [link.receiver.host.name for link in self.links]
+        shares = [(w[0] / w[2], w[1] / w[2]) for w in waits if w is not None]
+        found = slow_point(shares)
+        if found is None:
+            return ""
+        first, last = found
+        sending = [share[1] for share in shares[:last]]
+        receiving = [share[0] for share in shares[first + 1:]]
+        evidence = ", ".join(part for part in (
+            f"{_span(names[:last])} waited to send {_percent(sending)} of the time" if sending else "",
+            f"{_span(names[first + 1:])} waited to receive {_percent(receiving)}" if receiving else "") if part)
+        where = names[first] if first == last else f"the hop {names[first]} -> {names[last]}"
+        why = "" if first == last else "a slow link, or either host's NIC; "
+        return f"{where} ({why}{evidence})"
+
+
+BUSY = 0.75   # a relay waiting this share of its time on one side is held back there
+
+
+def slow_point(shares: Sequence[Tuple[float, float]]) -> Optional[Tuple[int, int]]:
+    """From each relay's (waiting to receive, waiting to send) shares of its time: the host
+    (i, i) or the hop (i, i + 1) that paced the chain, or None when no single one did.
+    Hosts before a slow point wait to send, hosts after it wait to receive."""
+    fits = [k for k in range(len(shares))
+            if all(send >= BUSY for _, send in shares[:k]) and all(receive >= BUSY for receive, _ in shares[k + 1:])]
+    if not fits or len(fits) > 2:
+        return None
+    if fits == [0] and shares[0][0] >= BUSY:
+        return None   # the first host waited to receive too: the feed was the limit
+    if len(fits) == 2:
+        return (fits[0], fits[1]) if fits[1] == fits[0] + 1 else None
+    return (fits[0], fits[0])
+
+
+def _span(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+
+
+def _percent(shares: Sequence[float]) -> str:
+    low, high = round(100 * min(shares)), round(100 * max(shares))
+    return f"{low}%" if low == high else f"{low}-{high}%"
 
 
 def _union(wheels: Sequence[WheelFile]) -> List[WheelFile]:

@@ -17,6 +17,9 @@ matches: every hop is verified. Reports to the controller on stdout, one line ea
     behind <sha256>         this host's disk fell too far behind the stream: file dropped here
     write-failed <sha> <why>  the file could not be written here (dropped)
     next-failed <why>       the next host stopped taking the stream (this host carries on)
+    waits <in> <out> <all>  seconds since the first byte spent waiting for the stream to
+                            arrive, waiting for the next host to take it, and in all (the
+                            controller finds the hop that held the chain back from them)
     end                     the stream ended; nothing more will come
 
 Any other ending (a stall longer than STALL_S, a signal, a bad record) exits non-zero and
@@ -50,11 +53,18 @@ class Stream:
         self.fd = fd
         self.stall_s = stall_s
         self.buffer = b""
+        self.first_byte = None    # monotonic time the stream began
+        self.waited = 0.0         # seconds since then with nothing to read
 
     def _read(self, limit):
+        began = time.monotonic()
         ready, _, _ = select.select([self.fd], [], [], self.stall_s)
         if not ready:
             raise Stalled("no data for %g s" % self.stall_s)
+        if self.first_byte is None:
+            self.first_byte = time.monotonic()
+        else:
+            self.waited += time.monotonic() - began
         return os.read(self.fd, limit)
 
     def line(self):
@@ -84,6 +94,7 @@ class Next:
         self.stall_s = stall_s
         self.pid_file = pid_file
         self.errors = tempfile.TemporaryFile()
+        self.waited = 0.0         # seconds the next host's pipe was full
         self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                         stderr=self.errors, bufsize=0) if argv else None
         if self.process is not None:
@@ -98,7 +109,9 @@ class Next:
         died before it read, its disk hangs) is given up, so this host never hangs on it."""
         view = memoryview(data)
         while view and self.process is not None:
+            began = time.monotonic()
             _, ready, _ = select.select([], [self.fd], [], self.stall_s)
+            self.waited += time.monotonic() - began
             if not ready:
                 self.fail("the next host took no data for %g s" % self.stall_s)
                 return
@@ -293,7 +306,10 @@ def main(argv):
         fd = os.open(fifo, os.O_RDWR)   # Linux: no blocking open, and no EOF between writers
         nxt = Next(argv[5:], say, stall_s, fifo + ".next-pid")
         say("ready")   # the FIFO exists, and so does the pid file of the hop to the next host
-        receive(Stream(fd, stall_s), home, wanted, nxt.send, writer)
+        stream = Stream(fd, stall_s)
+        receive(stream, home, wanted, nxt.send, writer)
+        if stream.first_byte is not None:
+            say("waits %.3f %.3f %.3f" % (stream.waited, nxt.waited, time.monotonic() - stream.first_byte))
         nxt.finish(timeout=stall_s)
         writer.finish(timeout=stall_s)
         say("end")

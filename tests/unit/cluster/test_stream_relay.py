@@ -139,3 +139,23 @@ def test_a_next_host_that_takes_nothing_is_given_up(tmp_path: Path) -> None:
     assert relay.returncode == 0, err
     assert "next-failed the next host took no data for 1 s" in out.splitlines()
     assert (tmp_path / "wheels" / sha / "w-1.0-py3-none-any.whl").read_bytes() == data
+
+
+def waits_of(out: str) -> Tuple[float, float, float]:
+    (line,) = [line for line in out.splitlines() if line.startswith("waits ")]
+    waited_in, waited_out, seconds = (float(value) for value in line.split()[1:])
+    return waited_in, waited_out, seconds
+
+
+def test_a_slow_next_host_shows_as_time_waiting_to_send(tmp_path: Path) -> None:
+    """The relay reports its waits, which the controller reads to name what paced the chain:
+    behind a next hop taking ~1.3 MB/s, nearly all of this relay's time is spent sending."""
+    data = os.urandom(2 << 20)
+    full, sha = record("w-1.0-py3-none-any.whl", data)
+    slow_reader = "import sys, time\nwhile sys.stdin.buffer.read(65536): time.sleep(0.05)"
+    relay = start(tmp_path, tmp_path / "in-x", [sha], next_command=f"exec {sys.executable} -c '{slow_reader}'")
+    feed(tmp_path / "in-x", full + b"E\n")
+    out, err = relay.communicate(timeout=60)
+    assert relay.returncode == 0, err
+    waited_in, waited_out, seconds = waits_of(out)
+    assert seconds > 0.5 and waited_out > 0.6 * seconds and waited_in < 0.3 * seconds, out
