@@ -215,10 +215,11 @@ def main() -> int:
     figures: Dict[str, Any] = {"tensorflow": version, "batch": args.batch, "link_mbit": links, "runs": {}}
     for label, result in results.items():
         single = results["1 worker" if result["batch"] == args.batch else "1 worker, big batch"]["throughput"]
-        figures["runs"][label] = dict(result, efficiency=result["throughput"] / (2 * single) if result["workers"] > 1 else None)
+        efficiency = result["throughput"] / (2 * single) if result["workers"] > 1 else None
+        figures["runs"][label] = dict(result, efficiency=efficiency)
         line = f"{label:42s} {result['throughput']:9,.0f} samples/s"
-        if result["workers"] > 1:
-            line += f"   efficiency {result['throughput'] / (2 * single):.2f}"
+        if efficiency is not None:
+            line += f"   efficiency {efficiency:.2f}"
             if result["bytes_per_step"]:
                 line += f"   worker 0 sent {result['bytes_per_step'] / 1e6:.2f} MB/step"
         print(line)

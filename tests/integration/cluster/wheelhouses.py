@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 from build.cluster.wheelhouse import Wheelhouse, load_wheelhouse
-from build.store import Store
+from build.store import MANIFEST, META_DIR, Store, file_manifest
 
 
 def record_hash(data: bytes) -> str:
@@ -39,14 +39,12 @@ def data_wheel(directory: Path, name: str, size: int) -> Path:
 
 def wheelhouse_entry(entry: Path) -> Wheelhouse:
     """The wheels already in store entry ``entry``, made a wheelhouse: lock + manifest."""
-    files = {}
-    lock = []
-    for wheel in sorted(entry.glob("*.whl")):
-        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-        files[wheel.name] = {"sha256": digest, "size": wheel.stat().st_size, "mode": 0o644, "type": "file"}
-        name, version = wheel.name.split("-")[:2]
-        lock.append(f"{name}=={version} --hash=sha256:{digest}")
+    files = {name: facts for name, facts in file_manifest(entry).items() if name.endswith(".whl")}
+    lock = []   # from the manifest's hashes: each wheel is read once
+    for wheel_name, facts in sorted(files.items()):
+        name, version = wheel_name.split("-")[:2]
+        lock.append(f"{name}=={version} --hash=sha256:{facts['sha256']}")
     (entry / "lock.txt").write_text("\n".join(lock) + "\n")
-    (entry / ".piforge").mkdir()
-    (entry / ".piforge" / "manifest.json").write_text(json.dumps({"files": files}))
+    (entry / META_DIR).mkdir()
+    (entry / META_DIR / MANIFEST).write_text(json.dumps({"files": files}))
     return load_wheelhouse(entry, Store(entry.parent))
