@@ -61,12 +61,12 @@ def bench_wheelhouse(work: Path, megabytes: int) -> Wheelhouse:
 
 
 def timed_deploy(cluster_path: Path, profile: Profile, wheelhouse: Wheelhouse, cache: ChunkCache,
-                 relay: bool = True, stream: bool = True) -> Tuple[float, float, List[str]]:
+                 relay: bool = True, stream: bool = True, transport: str = "ssh") -> Tuple[float, float, List[str]]:
     """(total seconds, copy seconds, report lines) of one deploy; fails loudly on any failed host."""
     lines: List[str] = []
     started = time.monotonic()
     targets = deploy(load_cluster(cluster_path), profile, wheelhouse, report=lines.append, relay=relay,
-                     chunk_cache=cache, stream=stream)
+                     chunk_cache=cache, stream=stream, stream_transport=transport)
     total = time.monotonic() - started
     table = summary(targets)
     if any(t.failed for t in targets):

@@ -4,12 +4,13 @@ namespaces, real sshd; every veth, the controller's uplink included, shaped with
 
 1. bring-up of the hosts: seconds, and the memory of their processes;
 2. deploy of a wheelhouse to 1 host and to 35 at 100 Mbit and at 1 Gbit, streamed through
-   the chain and, for reference, by the chunk fan-out alone (goal: copy time at 35 <= 1.5x
-   of one host, at both rates);
+   the chain (over ssh hops and over tcp hops: ``deploy_stream``) and, for reference, by the
+   chunk fan-out alone (goal: copy time at 35 <= 1.5x of one host, at both rates);
 3. a no-op redeploy to 35 hosts (goal <= 2 s);
 4. cluster:check of 35 hosts, the TCP mesh of every pair included (goal <= 10 s).
 
-Run as root: ``.venv/bin/python bench/scale35.py [--mb 100] [--hosts 35] [--rates 100mbit,1gbit]``.
+Run as root: ``.venv/bin/python bench/scale35.py [--mb 100] [--hosts 35] [--rates 100mbit,1gbit]
+[--transports ssh,tcp]``.
 The wheelhouse and the deploy runs are bench/deploy_fanout.py's.
 """
 from __future__ import annotations
@@ -45,6 +46,7 @@ def main() -> int:
     parser.add_argument("--chunk-mb", type=int, default=CHUNK_BYTES >> 20, help="fan-out chunk size")
     parser.add_argument("--no-chunks", dest="chunks", action="store_false",
                         help="skip the chunk fan-out reference run (stream=False) at each rate")
+    parser.add_argument("--transports", default="ssh,tcp", help="the stream's hops between hosts (deploy_stream)")
     add_json_option(parser)
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -77,15 +79,17 @@ def main() -> int:
                 t1, c1, _ = timed_deploy(one, profile, wheelhouse, cache)
                 rows.append((f"deploy {rate}: 1 host", f"copy {c1:.1f} s", f"total {t1:.1f} s"))
                 figures["deploy"][rate] = {"one_copy_s": c1}
-                methods = [("stream", True), ("chunks", False)] if args.chunks else [("stream", True)]
-                for method, stream in methods:
+                methods = [(f"stream over {t}" if t != "ssh" else "stream", True, t)
+                           for t in args.transports.split(",") if t]
+                methods += [("chunks", False, "ssh")] if args.chunks else []
+                for method, stream, transport in methods:
                     wipe(sim)
                     print(f"deploy to {args.hosts} hosts over {rate} ({method}) ...", flush=True)
-                    tn, cn, lines = timed_deploy(many, profile, wheelhouse, cache, stream=stream)
+                    tn, cn, lines = timed_deploy(many, profile, wheelhouse, cache, stream=stream, transport=transport)
                     print("  " + [line for line in lines if "streamed to" in line][-1], flush=True)
                     rows.append((f"deploy {rate}: {args.hosts} hosts, {method}", f"copy {cn:.1f} s",
                                  f"total {tn:.1f} s; copy {cn / c1:.2f}x of 1 host (goal <= 1.5x)"))
-                    figures["deploy"][rate][f"{method}_copy_s"] = cn
+                    figures["deploy"][rate][f"{method.replace(' over ', '_')}_copy_s"] = cn
 
             print(f"no-op redeploy to {args.hosts} hosts ...", flush=True)
             t0, _, _ = timed_deploy(many, profile, wheelhouse, cache)

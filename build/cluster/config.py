@@ -12,6 +12,7 @@ Parsed once into frozen dataclasses; every user mistake is a ClusterConfigError
     known_hosts = "~/.ssh/known_hosts"
     connect_timeout = 5
     ssh_kex = "fast"          # or "default": OpenSSH's own key exchange (post-quantum hybrid)
+    deploy_stream = "ssh"     # or "tcp": the deploy stream between hosts, hash-checked at every hop
     python = "python3"        # the host's Python that creates the venvs (default: the profile's)
     home = "~/.piforge"       # per-host piforge directory (venvs, job files)
 
@@ -19,7 +20,7 @@ Parsed once into frozen dataclasses; every user mistake is a ClusterConfigError
     name = "pi01"
     address = "192.168.1.101"
     tf_port = 12345
-    # any [cluster] field except profile may be overridden per host
+    # any [cluster] field except profile, name and deploy_stream may be overridden per host
 
     [jobs.mnist]
     hosts = ["pi01", "pi02"]  # default: every host, in file order
@@ -47,11 +48,12 @@ from ..tomlfile import TomlDocument, load_toml
 
 TRANSPORTS = ("local", "ssh")
 SSH_KEX = ("fast", "default")
+DEPLOY_STREAMS = ("ssh", "tcp")
 ROLES = ("chief", "worker", "ps", "evaluator")
 STRATEGIES = ("multi_worker_mirrored", "parameter_server")
 DEFAULT_CLUSTER_FILE = REPO_ROOT / "cluster.toml"
 
-# Fields a host may inherit from [cluster] and override; profile is cluster-wide.
+# Fields a host may inherit from [cluster] and override; profile, name and deploy_stream are cluster-wide.
 _HOST_DEFAULTS: Dict[str, Any] = {
     "transport": "local",
     "user": None,
@@ -63,7 +65,7 @@ _HOST_DEFAULTS: Dict[str, Any] = {
     "python": None,  # default: the profile's host_python
     "home": None,  # local: $PIFORGE_HOME; ssh: ~/.piforge
 }
-_CLUSTER_KEYS = set(_HOST_DEFAULTS) | {"profile", "name"}
+_CLUSTER_KEYS = set(_HOST_DEFAULTS) | {"profile", "name", "deploy_stream"}
 _HOST_KEYS = set(_HOST_DEFAULTS) | {"name", "address", "tf_port"}
 _JOB_KEYS = {"hosts", "roles", "strategy", "params", "description", "accepts",
              "max_restarts", "min_workers", "spares", "keep"}
@@ -131,6 +133,7 @@ class ClusterConfig:
     profile: str
     hosts: Tuple[HostSpec, ...]
     jobs: Mapping[str, JobSpec]
+    deploy_stream: str = "ssh"        # how the deploy stream travels between hosts (build/cluster/stream.py)
 
     def host(self, name: str) -> HostSpec:
         for spec in self.hosts:
@@ -229,11 +232,16 @@ def parse_cluster(doc: TomlDocument) -> ClusterConfig:
     name = defaults_raw.get("name", "cluster")
     if not isinstance(name, str):
         problems.add(doc.error(ClusterConfigError, ("cluster", "name"), "expected a string"))
+    deploy_stream = defaults_raw.get("deploy_stream", "ssh")
+    if deploy_stream not in DEPLOY_STREAMS:
+        problems.add(doc.error(ClusterConfigError, ("cluster", "deploy_stream"),
+                               f"expected one of {', '.join(DEPLOY_STREAMS)}, got {deploy_stream!r}"))
 
     hosts, broken = _parse_hosts(doc, data.get("hosts"), defaults, problems)
     jobs = _parse_jobs(doc, data.get("jobs", {}), hosts, broken, problems)
     problems.raise_any()
-    return ClusterConfig(path=doc.path, name=name, profile=profile, hosts=hosts, jobs=jobs)
+    return ClusterConfig(path=doc.path, name=name, profile=profile, hosts=hosts, jobs=jobs,
+                         deploy_stream=deploy_stream)
 
 
 def _reject_unknown(doc: TomlDocument, where: Tuple[str, ...], table: Dict[str, Any], allowed: set,

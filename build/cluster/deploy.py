@@ -111,8 +111,12 @@ def _parallel(targets: Sequence[Target], work: Callable[[Target], object]) -> No
 
 def deploy(cluster: ClusterConfig, profile: Profile, wheelhouse: Wheelhouse, *,
            report: Report = print, relay: bool = True, chunk_cache: Optional[ChunkCache] = None,
-           hosts: Optional[Sequence[str]] = None, stream: bool = True) -> List[Target]:
+           hosts: Optional[Sequence[str]] = None, stream: bool = True,
+           stream_transport: Optional[str] = None) -> List[Target]:
     """Deploy ``wheelhouse`` for ``profile`` to the cluster's hosts; returns one Target per install.
+
+    ``stream=False`` sends by the chunk fan-out alone; ``stream_transport`` overrides the
+    cluster's ``deploy_stream`` (``ssh`` or ``tcp``).
 
     Raises CompatError before any host is contacted if a wheel does not fit the profile
     (or its pip is not shipped); a host whose arch or glibc does not match the profile
@@ -139,7 +143,8 @@ def deploy(cluster: ClusterConfig, profile: Profile, wheelhouse: Wheelhouse, *,
             _copy_local([t for t in todo if isinstance(t.host, LocalHost)], wheelhouse, report)
             remote = [t for t in todo if isinstance(t.host, SshHost) and not t.failed]
             _copy_remote(remote, wheelhouse, report, relay=relay and agent is not None,
-                         cache=chunk_cache or ChunkCache(), stream=stream)
+                         cache=chunk_cache or ChunkCache(),
+                         stream=(stream_transport or cluster.deploy_stream) if stream else None)
             _parallel(todo, lambda t: _install(t, profile, wheelhouse, vid, report))
             _parallel([t for t in remote if not t.failed],
                       lambda t: run_script(t.host, CLEAN_INCOMING, [t.host.home, *[w.sha256 for w in wheelhouse.wheels]],
@@ -217,7 +222,7 @@ def _copy_local(targets: List[Target], wheelhouse: Wheelhouse, report: Report) -
 
 
 def _copy_remote(targets: List[Target], wheelhouse: Wheelhouse, report: Report, *, relay: bool,
-                 cache: ChunkCache, stream: bool) -> None:
+                 cache: ChunkCache, stream: Optional[str]) -> None:
     """Stream the missing files through every host that can relay (one pipelined chain),
     then send whatever did not arrive with the chunk fan-out (which also serves hosts that
     cannot relay, and every host when relays are off)."""
@@ -244,7 +249,7 @@ def _copy_remote(targets: List[Target], wheelhouse: Wheelhouse, report: Report, 
     chain += [r for r in everyone if not r.can_relay][:1]   # the chain's last host need not relay
     seconds, streamed, fanout = 0.0, 0, None
     if stream and relay and len(chain) >= 2:
-        streaming = StreamChain(chain)
+        streaming = StreamChain(chain, stream)
         seconds += run_with_progress(streaming.run, chain, report)
         streamed = streaming.streamed_to
         held_back = streaming.held_back()

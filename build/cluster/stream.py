@@ -9,18 +9,28 @@ in each direction and each host forwards a block as soon as it has read it, so N
 take one copy's time plus the chain's setup and a pipe's depth per hop.
 
 Each host runs build/cluster/stream_relay.py (shipped as source), which writes and
-hashes the files that host lacks and passes every byte on over its own ssh to the next
-host (authenticated by the forwarded agent, host keys checked against the controller's
-known_hosts entries, as the chunk relays are). All relays start at once over the
-controller's ControlMaster connections, so setting up the chain costs about one hop,
-not N. A host or hop that fails ends the chain there: the hosts before it finish, and
-every host still missing a file gets it from the chunk fan-out (build/cluster/fanout.py),
-which routes around broken hosts and links.
+hashes the files that host lacks and passes every byte on to the next host, over one of
+two transports (``deploy_stream`` in cluster.toml):
+
+- ``ssh``: the relay's own ssh to the next host (authenticated by the forwarded agent,
+  host keys checked against the controller's known_hosts entries, as the chunk relays are);
+- ``tcp``: a plain connection to the next host's relay, on a port that relay picked and
+  opened with a per-deploy random token. Every file is still checked against the
+  sha256 the controller sent over ssh, so the transport cannot change what is installed;
+  it only skips the encryption, which on a Pi 4 (no AES instructions) caps an ssh hop
+  well below its Gigabit NIC, paid twice per hop (decrypt, encrypt again). The TF ports
+  the same hosts train over are plain TCP too.
+
+All relays start at once over the controller's ControlMaster connections, so setting up
+the chain costs about one hop, not N. A host or hop that fails ends the chain there: the
+hosts before it finish, and every host still missing a file gets it from the chunk
+fan-out (build/cluster/fanout.py), which routes around broken hosts and links.
 """
 from __future__ import annotations
 
 import secrets
 import shlex
+import socket
 import subprocess
 import tempfile
 import threading
@@ -39,6 +49,7 @@ RELAY_SOURCE = (Path(__file__).with_name("stream_relay.py")).read_text()
 STALL_S = 60.0           # a relay with no bytes for this long gives up (the controller usually ends it sooner)
 FEED_WAIT_S = 60          # how long a feed waits for its relay's FIFO to appear
 BLOCK = 1 << 20
+TRANSPORTS = ("ssh", "tcp")
 
 
 @dataclass
@@ -56,6 +67,10 @@ class Link:
     returncode: Optional[int] = None
     stderr: str = ""
     waits: Optional[Tuple[float, float, float]] = None   # the relay's (in, out, all) seconds
+    port: Optional[int] = None                           # tcp: where the relay listens
+    listening: threading.Event = field(default_factory=threading.Event)   # tcp: port known, or the relay gone
+    wired: bool = False                                  # tcp: part of the chain as wired
+    left_out: bool = False                               # tcp: not listening in time; ended unwired
 
 
 def feed_command(fifo: str) -> str:
@@ -85,8 +100,12 @@ def next_hop_argv(sender: Receiver, receiver: Receiver, fifo: str) -> List[str]:
 class StreamChain:
     """One pass of the chain over ``receivers`` (in order); see the module docstring."""
 
-    def __init__(self, receivers: Sequence[Receiver]) -> None:
+    def __init__(self, receivers: Sequence[Receiver], transport: str = "ssh") -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"stream transport {transport!r}: expected one of {TRANSPORTS}")
+        self.transport = transport
         token = secrets.token_hex(6)
+        self.token = secrets.token_hex(16)    # tcp: what a relay's first bytes must be
         self.links = [Link(r, f"{r.home}/.relay/in-{token}") for r in receivers]
         self.files = _union([w for r in receivers for w in r.needs])
         for receiver in receivers:
@@ -103,7 +122,8 @@ class StreamChain:
                    for index, link in enumerate(self.links)]
         for reader in readers:
             reader.start()
-        feeder = threading.Thread(target=self._feed, daemon=True, name="stream-feed")
+        feed = self._feed if self.transport == "ssh" else self._wire_and_feed
+        feeder = threading.Thread(target=feed, daemon=True, name="stream-feed")
         feeder.start()
         for reader in readers:
             reader.join()
@@ -143,16 +163,68 @@ class StreamChain:
         if self.feed_error:
             self._cut(-1)
 
+    # -- the controller's end over tcp: wire the relays, then feed the first ---------------
+    def _wire_and_feed(self) -> None:
+        """Once every relay listens (or has died), tell each its token and the next live
+        relay's address and port, then connect to the first and send the stream. A host
+        whose relay never listened is left out of the chain (it gets chunks later)."""
+        deadline = time.monotonic() + FEED_WAIT_S
+        for link in self.links:
+            link.listening.wait(timeout=max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            wired = [link for link in self.links if link.port is not None
+                     and link.process is not None and link.process.poll() is None]
+            for link in wired:
+                link.wired = True
+            late = [link for link in self.links if not link.wired and link.process is not None
+                    and link.process.poll() is None]
+        for link in late:   # still starting after FEED_WAIT_S: not worth waiting for
+            link.left_out = True
+            link.process.terminate()   # type: ignore[union-attr]
+        for link, following in zip(wired, wired[1:] + [None]):
+            where = f" {following.receiver.host.spec.address} {following.port}" if following else ""
+            try:
+                link.process.stdin.write(f"{self.token}{where}\n".encode())   # type: ignore[union-attr]
+                link.process.stdin.flush()   # type: ignore[union-attr]
+            except (OSError, ValueError):
+                pass   # its relay is gone: the host before it finds the port closed
+        if not wired:
+            self.feed_error = "no relay listened"
+            self._cut(-1)
+            return
+        first = wired[0]
+        spec = first.receiver.host.spec
+        assert first.port is not None
+        try:
+            with socket.create_connection((spec.address, first.port), timeout=max(1, spec.connect_timeout)) as sock:
+                sock.settimeout(STALL_S)
+                sock.sendall(f"{self.token}\n".encode())
+                for wheel in self.files:
+                    sock.sendall(f"F {wheel.sha256} {wheel.size} {wheel.name}\n".encode())
+                    with open(wheel.path, "rb") as source:
+                        for block in iter(lambda: source.read(BLOCK), b""):
+                            sock.sendall(block)
+                sock.sendall(b"E\n")
+                sock.shutdown(socket.SHUT_WR)
+        except OSError as error:   # the first host went away: its relay's end says why
+            self.feed_error = f"{first.receiver.host.name} port {first.port}: {error}"
+            self._cut(-1)
+
     # -- one relay per host ----------------------------------------------------------------
     def _relay(self, index: int) -> None:
         link = self.links[index]
         receiver = link.receiver
-        following = self.links[index + 1] if index + 1 < len(self.links) else None
-        argv = [receiver.python, "-c", RELAY_SOURCE, receiver.home, link.fifo,
-                ",".join(w.sha256 for w in receiver.needs), str(STALL_S)]
-        if following is not None:
-            argv += next_hop_argv(receiver, following.receiver, following.fifo)
-        process = receiver.host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wanted = ",".join(w.sha256 for w in receiver.needs)
+        if self.transport == "tcp":
+            argv = [receiver.python, "-c", RELAY_SOURCE, receiver.home, "--tcp", wanted, str(STALL_S),
+                    str(max(1, receiver.host.spec.connect_timeout))]
+            process = receiver.host.spawn_attached(argv)
+        else:
+            following = self.links[index + 1] if index + 1 < len(self.links) else None
+            argv = [receiver.python, "-c", RELAY_SOURCE, receiver.home, link.fifo, wanted, str(STALL_S)]
+            if following is not None:
+                argv += next_hop_argv(receiver, following.receiver, following.fifo)
+            process = receiver.host.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         link.process = process
         assert process.stdout is not None and process.stderr is not None
         errors: List[bytes] = []
@@ -161,11 +233,20 @@ class StreamChain:
         for raw in process.stdout:
             self._on_line(link, raw.decode("utf-8", "replace").strip())
         link.returncode = process.wait()
+        link.listening.set()
+        if process.stdin is not None:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
         drain.join()
         link.stderr = b"".join(errors).decode("utf-8", "replace").strip()
         if not link.ended:
-            self._cut(index)
-            if index > 0 and not link.cut:
+            with self.lock:   # tcp: a relay that died before it was wired only leaves itself out
+                counts = self.transport == "ssh" or link.wired
+            if counts:
+                self._cut(index)
+            if index > 0 and not link.cut and self.transport == "ssh":
                 self._release_sender(index)
 
     def _release_sender(self, index: int) -> None:
@@ -192,6 +273,9 @@ class StreamChain:
         receiver = link.receiver
         if word == "ready":
             link.ready.set()
+        elif word == "listen" and rest.isdigit():
+            link.port = int(rest)
+            link.listening.set()
         elif word == "p" and rest.isdigit():
             receiver.bytes_done = int(rest)   # bytes_total is what this pass carries for it
         elif word == "ok":
@@ -204,7 +288,9 @@ class StreamChain:
             sha, _, why = rest.partition(" ")
             link.notes.append(f"{_name_of(receiver, sha)} could not be written here ({why}); sent in chunks")
         elif word == "next-failed":
-            link.notes.append(f"stream to the next host failed ({rest})")
+            hint = '; a firewall? deploy_stream = "ssh" streams over ssh' \
+                if self.transport == "tcp" and rest.startswith("cannot connect") else ""
+            link.notes.append(f"stream to the next host failed ({rest}{hint})")
             self._cut(self.links.index(link))
         elif word == "waits":
             try:
@@ -236,10 +322,12 @@ class StreamChain:
             receiver.bytes_sent += sum(w.size for w in receiver.needs if w.sha256 in link.delivered)
             receiver.needs = [w for w in receiver.needs if w.sha256 not in link.delivered]
             receiver.notes += link.notes
-            if link.returncode == SSH_FAILED and not link.ended and not link.cut:   # ssh exits 255 on SIGTERM too
+            if link.returncode == SSH_FAILED and not link.ended and not link.cut and not link.left_out:   # ssh exits 255 on SIGTERM too
                 last = link.stderr.splitlines()[-1] if link.stderr else "connection failed"
                 spec = receiver.host.spec
                 receiver.error = f"{receiver.host.name}: ssh to {receiver.host.destination} port {spec.ssh_port} failed: {last}"
+            elif receiver.needs and not link.ended and link.left_out:
+                receiver.notes.append(f"its relay was not listening after {FEED_WAIT_S} s; sent in chunks")
             elif receiver.needs and not link.ended:
                 why = "stream cut upstream" if link.cut else \
                     "stream ended here" + (f" ({_last(link.stderr)})" if link.stderr else "")

@@ -162,6 +162,13 @@ class SshHost(Host):
         return subprocess.Popen(self.ssh_argv(command), stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,  # type: ignore[call-overload]
                                 start_new_session=True, env=self._environment())
 
+    def spawn_attached(self, argv: Sequence[str]) -> "subprocess.Popen[bytes]":
+        """Start a command that reads the session's stdin itself (spawn gives it /dev/null):
+        the command must end when that stdin ends, since nothing else stops it."""
+        return subprocess.Popen(self.ssh_argv(remote_command([str(a) for a in argv])), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                env=self._environment())
+
     def put(self, local: Path, remote: str, *, timeout: float = 600.0) -> None:
         partial = _partial_name(remote)
         self.run(["mkdir", "-p", os.path.dirname(remote) or "."], timeout=timeout)

@@ -81,3 +81,23 @@ def receiving_stream(host) -> Callable[[], bool]:  # type: ignore[no-untyped-def
     """True once ``host`` is mid-way through a streamed file (more than 64 KB of a .part)."""
     wheels = host.home / "piforge" / "wheels"
     return lambda: any(p.stat().st_size > 64 * 1024 for p in wheels.glob("*/*.part"))
+
+
+CRASHING_RELAY_PYTHON = """#!/bin/sh
+# This host's Python refuses the stream relay (as if it died at start) and runs the rest.
+case "$2" in *"One link of a streamed deploy"*) echo "relay refused" >&2; exit 1;; esac
+exec python3 "$@"
+"""
+
+
+def with_crashing_relay(sim, host, directory: Path, cluster_lines: str = "") -> Path:  # type: ignore[no-untyped-def]
+    """A cluster.toml for ``sim`` where ``host``'s stream relay dies at start (its python is
+    a wrapper that refuses the relay); ``cluster_lines`` go into [cluster]."""
+    wrapper = host.home / "crashing-python"
+    wrapper.write_text(CRASHING_RELAY_PYTHON)
+    wrapper.chmod(0o755)
+    path = directory / "cluster.toml"
+    text = sim.cluster_toml(profile="test").replace(f'name = "{host.name}"',
+                                                    f'name = "{host.name}"\npython = "/root/crashing-python"')
+    path.write_text(text.replace("[cluster]\n", "[cluster]\n" + cluster_lines, 1))
+    return path

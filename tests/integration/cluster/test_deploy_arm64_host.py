@@ -59,12 +59,14 @@ def imports_on_system(spec) -> str:  # type: ignore[no-untyped-def]
                         timeout=120).stdout.strip()
 
 
+@pytest.mark.parametrize("transport", ["ssh", "tcp"])
 def test_the_stream_passes_through_arm64_hosts(sim_cluster: SimCluster, build_output: Callable[[str], Path],
-                                              piforge_home: Path, tmp_path: Path) -> None:
+                                              piforge_home: Path, tmp_path: Path, transport: str) -> None:
     """A deploy streamed through three Pi-like hosts (Debian 12 arm64 under qemu): each runs
-    the relay under its own aarch64 Python 3.11, the first two pass the stream on with
-    their own aarch64 ssh (the controller's agent forwarded into their chroot), and every
-    host verifies and installs what it needs, with no chunk copies at all."""
+    the relay under its own aarch64 Python 3.11, the first two pass the stream on (ssh: with
+    their own aarch64 ssh, the controller's agent forwarded into their chroot; tcp: over the
+    sockets their relays open), and every host verifies and installs what it needs, with no
+    chunk copies at all."""
     rootfs = build_output("rootfs-bookworm-arm64")
     sim_cluster.add_hosts(["pi0", "pi1", "pi2"], rootfs=rootfs)
     entry = tmp_path / "store" / "0000000000000000arm-wheelhouse-1"
@@ -79,7 +81,7 @@ def test_the_stream_passes_through_arm64_hosts(sim_cluster: SimCluster, build_ou
     profile = make_profile(platform="linux/aarch64", check_import="six, pfarm_data0, pfarm_data1")
 
     lines: List[str] = []
-    targets = deploy(cluster, profile, wheelhouse, report=lines.append)
+    targets = deploy(cluster, profile, wheelhouse, report=lines.append, stream_transport=transport)
     assert [t.status for t in targets] == ["installed"] * 3, summary(targets) + "\n".join(lines)
     copied = [line for line in lines if "streamed to" in line]
     assert copied and "streamed to 3 hosts, 0 relayed and 0 direct chunk copies" in copied[-1], "\n".join(lines)

@@ -17,7 +17,8 @@ from build.cluster.fanout import ChunkCache
 from build.cluster.wheelhouse import Wheelhouse, load_wheelhouse
 from build.errors import DeployError
 from build.store import Store
-from cluster_helpers import SshdKiller, cluster_of, current_of, imports_on, make_profile, receiving_stream
+from cluster_helpers import (SshdKiller, cluster_of, current_of, imports_on, make_profile, receiving_stream,
+                             with_crashing_relay)
 from simhosts import SimCluster, SimHost, sh
 
 pytestmark = pytest.mark.slow
@@ -134,24 +135,12 @@ def test_a_slow_link_is_named_as_what_paced_the_stream(sim_cluster: SimCluster, 
                                          "or either host's NIC; a waited to send"), "\n".join(lines)
 
 
-CRASHING_RELAY_PYTHON = """#!/bin/sh
-# This host's Python refuses the stream relay (as if it died at start) and runs the rest.
-case "$2" in *"One link of a streamed deploy"*) echo "relay refused" >&2; exit 1;; esac
-exec python3 "$@"
-"""
-
-
 def test_relay_dying_at_start_costs_no_wait(sim_cluster: SimCluster, wheelhouse: Wheelhouse, piforge_home: Path,
                                            tmp_path: Path) -> None:
     """b's relay dies at once: a must not wait out its stall time (60 s) on the hop to b's
     FIFO, which never appears; b and c get the files in chunks."""
     a, b, c = (sim_cluster.add_host(n) for n in "abc")
-    wrapper = b.home / "crashing-python"
-    wrapper.write_text(CRASHING_RELAY_PYTHON)
-    wrapper.chmod(0o755)
-    path = tmp_path / "cluster.toml"
-    path.write_text(sim_cluster.cluster_toml(profile="test").replace('name = "b"', 'name = "b"\npython = "/root/crashing-python"'))
-    cluster = load_cluster(path)
+    cluster = load_cluster(with_crashing_relay(sim_cluster, b, tmp_path))
     lines: List[str] = []
     started = time.monotonic()
     targets = deploy(cluster, make_profile(), wheelhouse, report=lines.append,

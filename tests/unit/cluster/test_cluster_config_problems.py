@@ -65,3 +65,17 @@ def test_ssh_kex_is_fast_or_default(tmp_path: Path) -> None:
     assert line.endswith(":7: hosts.1.ssh_kex: expected one of fast, default, got 'quantum'")
     path.write_text('[cluster]\nssh_kex = "default"\n[[hosts]]\nname = "a"\n[[hosts]]\nname = "b"\nssh_kex = "fast"\n')
     assert [h.ssh_kex for h in load_cluster(path).hosts] == ["default", "fast"]
+
+
+def test_deploy_stream_is_cluster_wide_ssh_or_tcp(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_text('[[hosts]]\nname = "a"\n')
+    assert load_cluster(path).deploy_stream == "ssh"
+    path.write_text('[cluster]\ndeploy_stream = "tcp"\n[[hosts]]\nname = "a"\n')
+    assert load_cluster(path).deploy_stream == "tcp"
+    path.write_text('[cluster]\ndeploy_stream = "udp"\n[[hosts]]\nname = "a"\ndeploy_stream = "tcp"\n')
+    with pytest.raises(ClusterConfigError) as error:
+        load_cluster(path)
+    lines = str(error.value).splitlines()
+    assert any(line.endswith(":2: cluster.deploy_stream: expected one of ssh, tcp, got 'udp'") for line in lines), lines
+    assert any(":5: hosts.0.deploy_stream: unknown field" in line for line in lines), lines   # not a per-host field
