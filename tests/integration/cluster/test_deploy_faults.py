@@ -119,16 +119,18 @@ def test_host_killed_mid_stream(sim_cluster: SimCluster, wheelhouse: Wheelhouse,
     assert imports_on(cluster.hosts[1], "test", "import six; print(six.__version__)") == "1.17.0"
 
 
+@pytest.mark.parametrize("transport", ["ssh", "tcp"])
 def test_a_slow_link_is_named_as_what_paced_the_stream(sim_cluster: SimCluster, wheelhouse: Wheelhouse,
-                                                      piforge_home: Path, tmp_path: Path) -> None:
+                                                      piforge_home: Path, tmp_path: Path, transport: str) -> None:
     """b's link is 2 Mbit, the others' are not: the whole chain a -> b -> c -> d goes at
-    that pace (forwarding is synchronous), and deploy says which hop it was."""
+    that pace (forwarding is synchronous), and deploy says which hop it was, whichever
+    transport the hops use."""
     a, b, c, d = (sim_cluster.add_host(n) for n in "abcd")
     sh("tc", "qdisc", "add", "dev", b.veth_bridge_side, "root", "tbf", "rate", "2mbit", "burst", "32kb",
        "latency", "50ms")     # into b
     cluster = cluster_of(sim_cluster, tmp_path)
     lines: List[str] = []
-    targets = deploy(cluster, make_profile(), wheelhouse, report=lines.append)
+    targets = deploy(cluster, make_profile(), wheelhouse, report=lines.append, stream_transport=transport)
     assert [t.status for t in targets] == ["installed"] * 4, summary(targets)
     paced = [line for line in lines if "went at the pace of" in line]
     assert paced and paced[0].startswith("deploy: the stream went at the pace of the hop a -> b (a slow link, "
