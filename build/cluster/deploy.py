@@ -248,7 +248,7 @@ def _copy_remote(targets: List[Target], wheelhouse: Wheelhouse, report: Report, 
     chain = [r for r in everyone if r.can_relay]
     chain += [r for r in everyone if not r.can_relay][:1]   # the chain's last host need not relay
     seconds, streamed, fanout = 0.0, 0, None
-    if stream and relay and len(chain) >= 2:
+    if stream and relay and len(chain) >= (1 if stream == "tcp" else 2):   # tcp: even one host skips ssh's crypto
         streaming = StreamChain(chain, stream)
         seconds += run_with_progress(streaming.run, chain, report)
         streamed = streaming.streamed_to

@@ -120,3 +120,15 @@ def test_a_relay_dying_at_start_is_left_out_of_the_chain(sim_cluster: SimCluster
     assert "stream ended here (relay refused)" in targets[1].detail, context
     assert "chunks" not in targets[2].detail, context
     assert any("streamed to 2 hosts" in line for line in lines), context
+
+
+def test_one_host_is_streamed_over_tcp_too(sim_cluster: SimCluster, wheelhouse: Wheelhouse,
+                                           piforge_home: Path, tmp_path: Path) -> None:
+    """Over ssh one host gets chunks (a chain of one buys nothing there); over tcp the
+    stream still skips ssh's encryption, so even one host is streamed."""
+    sim_cluster.add_host("a")
+    cluster = tcp_cluster(sim_cluster, tmp_path)
+    lines: List[str] = []
+    targets = deploy(cluster, make_profile(), wheelhouse, report=lines.append)
+    assert [t.status for t in targets] == ["installed"], summary(targets)
+    assert any("streamed to 1 hosts, 0 relayed and 0 direct chunk copies" in line for line in lines), lines
