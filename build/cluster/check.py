@@ -4,7 +4,10 @@ One row per host: reachable, architecture, OS, Python, free RAM and swap, disk, 
 deployed TensorFlow (importable? version), TF port free, clock offset, and the mesh: can
 every other host of the job open a TCP connection to this host's TF port. The mesh
 matters most: a multi-worker job whose workers cannot reach each other (firewall, wrong
-address, ``localhost`` in a shared TF_CONFIG) does not fail, it hangs.
+address, ``localhost`` in a shared TF_CONFIG) does not fail, it hangs. With
+``deploy_stream = "tcp"`` the mesh also probes a port of the kernel's choosing on every
+host, as deploy's relays open one: a host whose firewall blocks it gets a warning (deploy
+still works, the hosts after it in the chain get their files in chunks over ssh).
 """
 from __future__ import annotations
 
@@ -68,25 +71,34 @@ print(json.dumps(found))
 """
 
 # Listen on the TF port for the mesh test; "busy" if something else already holds it.
+# With a 4th argument "1", also on a port the kernel picks (as deploy's tcp relays do):
+# the first line is then "listening <that port>".
 LISTENER = r"""
-import socket, sys, time
-s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+import select, socket, sys, time
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+anywhere = "::" if family == socket.AF_INET6 else "0.0.0.0"
+s = socket.socket(family)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
-    s.bind(("::" if ":" in sys.argv[1] else "0.0.0.0", int(sys.argv[2])))
+    s.bind((anywhere, int(sys.argv[2])))
     s.listen(64)
 except OSError as e:
     print("busy", e.strerror, flush=True)
     sys.exit(0)
-print("listening", flush=True)
-s.settimeout(1)
+sockets = [s]
+if len(sys.argv) > 4 and sys.argv[4] == "1":
+    extra = socket.socket(family)
+    extra.bind((anywhere, 0))
+    extra.listen(64)
+    sockets.append(extra)
+print("listening", *[x.getsockname()[1] for x in sockets[1:]], flush=True)
 end = time.time() + float(sys.argv[3])
 while time.time() < end:
-    try:
-        c, _ = s.accept()
-        c.close()
-    except OSError:
-        pass
+    for ready in select.select(sockets, [], [], 1)[0]:
+        try:
+            ready.accept()[0].close()
+        except OSError:
+            pass
 """
 
 # Connect to every other host's TF port, a bounded number at once: at 35 hosts a
@@ -117,6 +129,8 @@ class HostCheck:
     port: str = "?"
     clock_offset: Optional[float] = None
     unreachable_from: List[str] = field(default_factory=list)
+    stream_port: Optional[int] = None       # deploy_stream = "tcp": the probed ephemeral port
+    stream_unreachable_from: List[str] = field(default_factory=list)
     problems: List[str] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
 
@@ -133,7 +147,7 @@ def check_cluster(cluster: ClusterConfig, profile: Profile, job: Optional[str] =
     checks = [HostCheck(spec) for spec in specs]
     try:
         map_bounded(lambda pair: _inspect(pair[0], pair[1], profile), zip(hosts, checks), SESSIONS)
-        _mesh(hosts, checks, profile, report)
+        _mesh(hosts, checks, profile, report, stream_ports=cluster.deploy_stream == "tcp")
     finally:
         close_all(hosts)
     for check in checks:
@@ -176,8 +190,13 @@ def _inspect(host: Host, check: HostCheck, profile: Profile) -> None:
         check.tf = f"import fails: {lines[-1][:120] if lines else tf.returncode}"
 
 
-def _mesh(hosts: List[Host], checks: List[HostCheck], profile: Profile, report: Report) -> None:
-    """Every reachable host listens on its TF port; every other one connects to it."""
+STREAM = "#stream"   # a probe target's name suffix: the host's ephemeral (deploy stream) port
+
+
+def _mesh(hosts: List[Host], checks: List[HostCheck], profile: Profile, report: Report, *,
+          stream_ports: bool = False) -> None:
+    """Every reachable host listens on its TF port (and, for tcp deploy streams, on a port
+    of the kernel's choosing); every other one connects to them."""
     live = [(h, c) for h, c in zip(hosts, checks) if c.reachable]
     listeners: List[subprocess.Popen] = []
 
@@ -185,20 +204,24 @@ def _mesh(hosts: List[Host], checks: List[HostCheck], profile: Profile, report: 
         host, check = pair
         python = python_for(check.spec, profile)
         process = host.spawn([python, "-c", LISTENER, check.spec.address, str(check.spec.tf_port),
-                              str(LISTEN_SECONDS)], stderr=subprocess.DEVNULL)
+                              str(LISTEN_SECONDS), "1" if stream_ports else "0"], stderr=subprocess.DEVNULL)
         listeners.append(process)
         line = _first_line(process, check.spec.connect_timeout + 20)
         check.port = "free" if line.startswith("listening") else "in use" if line.startswith("busy") else "?"
+        words = line.split()
+        if check.port == "free" and len(words) == 2 and words[1].isdigit():
+            check.stream_port = int(words[1])
 
     try:
         map_bounded(listen, live, SESSIONS)   # all at once: one after the other, 35 took seconds
         if len(live) < 2:
             return
         targets = [f"{c.spec.name}|{c.spec.address}|{c.spec.tf_port}" for _, c in live if c.port == "free"]
+        targets += [f"{c.spec.name}{STREAM}|{c.spec.address}|{c.stream_port}" for _, c in live if c.stream_port]
 
         def probe(pair) -> None:  # type: ignore[no-untyped-def]
             host, check = pair
-            others = [t for t in targets if not t.startswith(f"{check.spec.name}|")]
+            others = [t for t in targets if t.split("|")[0] not in (check.spec.name, check.spec.name + STREAM)]
             if not others:
                 return
             rounds = -(-len(others) // PEER_PROBES)
@@ -210,8 +233,9 @@ def _mesh(hosts: List[Host], checks: List[HostCheck], profile: Profile, report: 
                 return
             for name, status in outcome.items():
                 if status != "ok":
-                    target = next(c for _, c in live if c.spec.name == name)
-                    target.unreachable_from.append(f"{check.spec.name} ({status})")
+                    target = next(c for _, c in live if c.spec.name == name.replace(STREAM, ""))
+                    failures = target.stream_unreachable_from if name.endswith(STREAM) else target.unreachable_from
+                    failures.append(f"{check.spec.name} ({status})")
 
         map_bounded(probe, live, SESSIONS)
     finally:
@@ -259,6 +283,10 @@ def _judge(check: HostCheck, profile: Profile) -> None:
     if check.unreachable_from:
         check.problems.append(f"TF port {check.spec.tf_port} unreachable from {', '.join(check.unreachable_from)} "
                               "(firewall? wrong address?)")
+    if check.stream_unreachable_from:
+        check.warnings.append(f'deploy_stream = "tcp": port {check.stream_port} unreachable from '
+                              f"{', '.join(sorted(check.stream_unreachable_from))} (a firewall letting only ssh and the "
+                              "TF port in?): deploy's stream stops before this host, the rest goes in chunks over ssh")
     if check.clock_offset is not None and abs(check.clock_offset) > CLOCK_WARN_SECONDS:
         check.warnings.append(f"clock off by {check.clock_offset:+.1f} s (logs and metrics will not line up)")
 

@@ -1,5 +1,5 @@
 """cluster:check against simulated hosts: the TCP mesh finds a firewalled TF port and
-an unreachable host; a fit cluster passes."""
+an unreachable host; a fit cluster passes; tcp deploy streams get their ports probed."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +8,7 @@ from typing import Callable
 import pytest
 
 from build.cluster.check import check_cluster, check_table
+from build.cluster.config import load_cluster
 from build.cluster.deploy import deploy
 from build.cluster.wheelhouse import load_wheelhouse
 from build.store import Store
@@ -47,3 +48,25 @@ def test_mesh_finds_blocked_port_and_down_host(sim_cluster: SimCluster, build_ou
     assert "TF port 12345 unreachable from a" in table
     assert not by_name["c"].reachable and "timed out" in by_name["c"].problems[0], table
     assert "UNFIT" in table
+
+
+def test_tcp_deploy_streams_get_their_ports_probed(sim_cluster: SimCluster, tmp_path: Path) -> None:
+    """With deploy_stream = "tcp", the mesh also probes a kernel-chosen port on every host,
+    as deploy's relays open one: b lets in only ssh and the TF port, so a and c are told
+    they cannot reach it, as a warning (deploy still works, in chunks after the cut)."""
+    a, b, c = (sim_cluster.add_host(n) for n in "abc")
+    for rule in (["-A", "INPUT", "-p", "tcp", "-m", "multiport", "--dports", "22,12345", "-j", "ACCEPT"],
+                 ["-A", "INPUT", "-p", "tcp", "--syn", "-j", "DROP"]):
+        sh("ip", "netns", "exec", b.netns, "iptables", *rule)
+    path = tmp_path / "cluster.toml"
+    path.write_text(sim_cluster.cluster_toml(profile="test").replace("[cluster]\n", '[cluster]\ndeploy_stream = "tcp"\n', 1))
+    checks = check_cluster(load_cluster(path), make_profile(), "smoke")
+    table = check_table(checks)
+    by_name = {ch.spec.name: ch for ch in checks}
+    assert not by_name["b"].unreachable_from, table          # its TF port is open
+    assert sorted(u.split()[0] for u in by_name["b"].stream_unreachable_from) == ["a", "c"], table
+    assert f'b: warning: deploy_stream = "tcp": port {by_name["b"].stream_port} unreachable from a' in table
+    assert not by_name["a"].warnings and not by_name["c"].warnings, table
+    # The default (ssh hops) probes no such port.
+    plain = check_cluster(cluster_of(sim_cluster, tmp_path), make_profile(), "smoke")
+    assert all(ch.stream_port is None and not ch.warnings for ch in plain), check_table(plain)
