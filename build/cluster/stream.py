@@ -37,7 +37,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..errors import HostError
 from .fanout import Receiver, relay_control_path, relay_known_hosts
@@ -138,12 +138,8 @@ class StreamChain:
                                    stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True)
         assert process.stdin is not None
         try:
-            for wheel in self.files:
-                process.stdin.write(f"F {wheel.sha256} {wheel.size} {wheel.name}\n".encode())
-                with open(wheel.path, "rb") as source:
-                    for block in iter(lambda: source.read(BLOCK), b""):
-                        process.stdin.write(block)
-            process.stdin.write(b"E\n")
+            for block in self._records():
+                process.stdin.write(block)
         except OSError as error:   # the first host went away: its relay's end says why
             self.feed_error = str(error)
         finally:
@@ -162,6 +158,14 @@ class StreamChain:
         errors.close()
         if self.feed_error:
             self._cut(-1)
+
+    def _records(self) -> Iterator[bytes]:
+        """The stream as the relays read it: per file a header line and its bytes, then the end."""
+        for wheel in self.files:
+            yield f"F {wheel.sha256} {wheel.size} {wheel.name}\n".encode()
+            with open(wheel.path, "rb") as source:
+                yield from iter(lambda: source.read(BLOCK), b"")
+        yield b"E\n"
 
     # -- the controller's end over tcp: wire the relays, then feed the first ---------------
     def _wire_and_feed(self) -> None:
@@ -199,12 +203,8 @@ class StreamChain:
             with socket.create_connection((spec.address, first.port), timeout=max(1, spec.connect_timeout)) as sock:
                 sock.settimeout(STALL_S)
                 sock.sendall(f"{self.token}\n".encode())
-                for wheel in self.files:
-                    sock.sendall(f"F {wheel.sha256} {wheel.size} {wheel.name}\n".encode())
-                    with open(wheel.path, "rb") as source:
-                        for block in iter(lambda: source.read(BLOCK), b""):
-                            sock.sendall(block)
-                sock.sendall(b"E\n")
+                for block in self._records():
+                    sock.sendall(block)
                 sock.shutdown(socket.SHUT_WR)
         except OSError as error:   # the first host went away: its relay's end says why
             self.feed_error = f"{first.receiver.host.name} port {first.port}: {error}"
