@@ -364,20 +364,47 @@ def relay_control_path(home: str) -> str:
     return f"{home}/.relay/cm-%C"
 
 
-def progress_line(receivers: List[Receiver]) -> str:
-    parts = [f"{r.host.name} {r.bytes_done / 1e6:.0f}/{r.bytes_total / 1e6:.0f} MB"
-             + (" FAILED" if r.error else "") for r in receivers]
-    return "deploy: copying: " + ", ".join(parts)
+EACH_HOST_UP_TO = 8     # more hosts than this: one summary line, not a figure per host
+BEHIND_SHOWN = 3        # the hosts furthest behind, named in the summary
+
+
+def progress_line(receivers: List[Receiver], rate_mb_s: Optional[float] = None) -> str:
+    """``deploy: copying: ...``: every host's MB up to EACH_HOST_UP_TO hosts; beyond, the
+    total, the hosts complete, the few furthest behind and any failed (a line per host
+    at 35 Pis would scroll the one that matters away)."""
+    rate = f", {rate_mb_s:.0f} MB/s in all" if rate_mb_s is not None else ""
+    if len(receivers) <= EACH_HOST_UP_TO:
+        parts = [f"{r.host.name} {r.bytes_done / 1e6:.0f}/{r.bytes_total / 1e6:.0f} MB"
+                 + (" FAILED" if r.error else "") for r in receivers]
+        return "deploy: copying: " + ", ".join(parts) + rate
+    done = sum(min(r.bytes_done, r.bytes_total) for r in receivers)
+    total = sum(r.bytes_total for r in receivers)
+    failed = [r.host.name for r in receivers if r.error]
+    complete = [r for r in receivers if not r.error and r.bytes_done >= r.bytes_total]
+    behind = sorted((r for r in receivers if not r.error and r.bytes_done < r.bytes_total),
+                    key=lambda r: r.bytes_done / r.bytes_total)[:BEHIND_SHOWN]
+    line = (f"deploy: copying: {done / 1e6:,.0f}/{total / 1e6:,.0f} MB ({100 * done / max(total, 1):.0f}%){rate}, "
+            f"{len(complete)}/{len(receivers)} hosts complete")
+    if behind:
+        line += "; furthest behind: " + ", ".join(
+            f"{r.host.name} {r.bytes_done / 1e6:.0f}/{r.bytes_total / 1e6:.0f} MB" for r in behind)
+    if failed:
+        line += "; FAILED: " + ", ".join(failed)
+    return line
 
 
 def run_with_progress(run: Callable[[], None], receivers: List[Receiver], report: Report,
                       every: float = 2.0) -> float:
-    """``run()``, printing bytes per host every ``every`` seconds while it copies; its seconds."""
+    """``run()``, printing the copy's progress every ``every`` seconds; its seconds."""
     finished = threading.Event()
 
     def ticker() -> None:
+        last = (time.monotonic(), sum(r.bytes_done for r in receivers))
         while not finished.wait(every):
-            report(progress_line(receivers))
+            now = (time.monotonic(), sum(r.bytes_done for r in receivers))
+            rate = max(0, now[1] - last[1]) / 1e6 / max(now[0] - last[0], 1e-6)
+            report(progress_line(receivers, rate))
+            last = now
 
     thread = threading.Thread(target=ticker, daemon=True)
     thread.start()

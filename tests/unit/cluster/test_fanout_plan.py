@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import List
 
 from build.cluster.config import HostSpec
-from build.cluster.fanout import ChunkCache, FanOut, Receiver
+from build.cluster.fanout import ChunkCache, FanOut, Receiver, progress_line
 from build.cluster.hosts.ssh import SshHost
 from build.cluster.wheelhouse import WheelFile
 from build.errors import HostError
@@ -117,3 +117,18 @@ def test_a_store_file_that_changed_is_not_cut(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="does not match its manifest sha256"):
         ChunkCache(tmp_path / "cache", chunk_bytes=1000).chunks(item)
     assert not list((tmp_path / "cache").glob("*"))
+
+
+def test_progress_names_each_host_up_to_eight_then_summarises(tmp_path: Path) -> None:
+    few = [receiver(f"h{i}", []) for i in range(3)]
+    for index, r in enumerate(few):
+        r.bytes_total, r.bytes_done = 100_000_000, index * 50_000_000
+    assert progress_line(few, 12.4) == \
+        "deploy: copying: h0 0/100 MB, h1 50/100 MB, h2 100/100 MB, 12 MB/s in all"
+    many = [receiver(f"pi{i:02d}", []) for i in range(35)]
+    for index, r in enumerate(many):
+        r.bytes_total, r.bytes_done = 100_000_000, 100_000_000 if index >= 5 else index * 10_000_000
+    many[7].error = "pi07: ssh failed"
+    line = progress_line(many)
+    assert line == ("deploy: copying: 3,100/3,500 MB (89%), 29/35 hosts complete; "
+                    "furthest behind: pi00 0/100 MB, pi01 10/100 MB, pi02 20/100 MB; FAILED: pi07")
