@@ -157,17 +157,17 @@ class SshHost(Host):
     def spawn(self, argv: Sequence[str], *, env: Optional[Mapping[str, str]] = None,
               cwd: Optional[str] = None, stdout: object = subprocess.PIPE,
               stderr: object = subprocess.STDOUT) -> "subprocess.Popen[bytes]":
-        command = stop_on_hangup(remote_command([str(a) for a in argv], env, cwd))
         # stdin stays an open pipe: closing it (or killing ssh) stops the remote command.
-        return subprocess.Popen(self.ssh_argv(command), stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,  # type: ignore[call-overload]
-                                start_new_session=True, env=self._environment())
+        return self._session(stop_on_hangup(remote_command([str(a) for a in argv], env, cwd)), stdout, stderr)
 
     def spawn_attached(self, argv: Sequence[str]) -> "subprocess.Popen[bytes]":
         """Start a command that reads the session's stdin itself (spawn gives it /dev/null):
         the command must end when that stdin ends, since nothing else stops it."""
-        return subprocess.Popen(self.ssh_argv(remote_command([str(a) for a in argv])), stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                env=self._environment())
+        return self._session(remote_command([str(a) for a in argv]), subprocess.PIPE, subprocess.PIPE)
+
+    def _session(self, command: str, stdout: object, stderr: object) -> "subprocess.Popen[bytes]":
+        return subprocess.Popen(self.ssh_argv(command), stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,  # type: ignore[call-overload]
+                                start_new_session=True, env=self._environment())
 
     def put(self, local: Path, remote: str, *, timeout: float = 600.0) -> None:
         partial = _partial_name(remote)

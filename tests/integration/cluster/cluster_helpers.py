@@ -44,13 +44,28 @@ def current_of(spec: HostSpec, profile: str) -> Optional[str]:
         return result.stdout.strip() or None
 
 
-def cluster_of(sim, directory: Path, *, profile: str = "test", hosts=None, jobs: str = ""):  # type: ignore[no-untyped-def]
+def cluster_toml(sim, *, profile: str = "test", hosts=None, job: bool = True,  # type: ignore[no-untyped-def]
+                 cluster_lines: str = "") -> str:
+    """``sim.cluster_toml`` with ``cluster_lines`` (e.g. ``deploy_stream = "tcp"\\n``) in [cluster]."""
+    return sim.cluster_toml(profile=profile, hosts=hosts, job=job).replace("[cluster]\n", "[cluster]\n" + cluster_lines, 1)
+
+
+def cluster_of(sim, directory: Path, *, profile: str = "test", hosts=None, jobs: str = "",  # type: ignore[no-untyped-def]
+               cluster_lines: str = ""):
     """Write a cluster.toml for ``sim``'s hosts (all, or ``hosts``), plus ``jobs`` (TOML
-    tables) if given instead of the smoke job, and load it."""
+    tables) if given instead of the smoke job, and ``cluster_lines`` in [cluster]; load it."""
     from build.cluster.config import load_cluster
     path = directory / "cluster.toml"
-    path.write_text(sim.cluster_toml(profile=profile, hosts=hosts, job=not jobs) + "\n" + jobs)
+    path.write_text(cluster_toml(sim, profile=profile, hosts=hosts, job=not jobs, cluster_lines=cluster_lines)
+                    + "\n" + jobs)
     return load_cluster(path)
+
+
+def slow_link(host, rate: str = "2mbit") -> None:  # type: ignore[no-untyped-def]
+    """Shape the link into ``host`` (its bridge-side veth) to ``rate``."""
+    from build.sim.hosts import sh
+    sh("tc", "qdisc", "add", "dev", host.veth_bridge_side, "root", "tbf", "rate", rate, "burst", "32kb",
+       "latency", "50ms")
 
 
 class SshdKiller:
@@ -97,7 +112,6 @@ def with_crashing_relay(sim, host, directory: Path, cluster_lines: str = "") -> 
     wrapper.write_text(CRASHING_RELAY_PYTHON)
     wrapper.chmod(0o755)
     path = directory / "cluster.toml"
-    text = sim.cluster_toml(profile="test").replace(f'name = "{host.name}"',
-                                                    f'name = "{host.name}"\npython = "/root/crashing-python"')
-    path.write_text(text.replace("[cluster]\n", "[cluster]\n" + cluster_lines, 1))
+    path.write_text(cluster_toml(sim, cluster_lines=cluster_lines).replace(
+        f'name = "{host.name}"', f'name = "{host.name}"\npython = "/root/crashing-python"'))
     return path

@@ -8,7 +8,6 @@ from typing import Callable
 import pytest
 
 from build.cluster.check import check_cluster, check_table
-from build.cluster.config import load_cluster
 from build.cluster.deploy import deploy
 from build.cluster.wheelhouse import load_wheelhouse
 from build.store import Store
@@ -58,9 +57,8 @@ def test_tcp_deploy_streams_get_their_ports_probed(sim_cluster: SimCluster, tmp_
     for rule in (["-A", "INPUT", "-p", "tcp", "-m", "multiport", "--dports", "22,12345", "-j", "ACCEPT"],
                  ["-A", "INPUT", "-p", "tcp", "--syn", "-j", "DROP"]):
         sh("ip", "netns", "exec", b.netns, "iptables", *rule)
-    path = tmp_path / "cluster.toml"
-    path.write_text(sim_cluster.cluster_toml(profile="test").replace("[cluster]\n", '[cluster]\ndeploy_stream = "tcp"\n', 1))
-    checks = check_cluster(load_cluster(path), make_profile(), "smoke")
+    checks = check_cluster(cluster_of(sim_cluster, tmp_path, cluster_lines='deploy_stream = "tcp"\n'),
+                           make_profile(), "smoke")
     table = check_table(checks)
     by_name = {ch.spec.name: ch for ch in checks}
     assert not by_name["b"].unreachable_from, table          # its TF port is open

@@ -18,8 +18,8 @@ from build.cluster.wheelhouse import Wheelhouse, load_wheelhouse
 from build.errors import DeployError
 from build.store import Store
 from cluster_helpers import (SshdKiller, cluster_of, current_of, imports_on, make_profile, receiving_stream,
-                             with_crashing_relay)
-from simhosts import SimCluster, SimHost, sh
+                             slow_link, with_crashing_relay)
+from simhosts import SimCluster, SimHost
 
 pytestmark = pytest.mark.slow
 
@@ -66,8 +66,7 @@ def test_sshd_killed_mid_copy(sim_cluster: SimCluster, wheelhouse: Wheelhouse, p
                               tmp_path: Path) -> None:
     a, _b = sim_cluster.add_host("a"), sim_cluster.add_host("b")
     # Slow a's link so the copy is still running when its sshd dies.
-    sh("tc", "qdisc", "add", "dev", a.veth_bridge_side, "root", "tbf", "rate", "2mbit", "burst", "32kb",
-       "latency", "50ms")
+    slow_link(a)
     cluster = cluster_of(sim_cluster, tmp_path)
     profile = make_profile()
     cache = ChunkCache(piforge_home / "chunks", chunk_bytes=64 * 1024)
@@ -96,8 +95,7 @@ def test_host_killed_mid_stream(sim_cluster: SimCluster, wheelhouse: Wheelhouse,
     """The streamed chain a -> b -> c -> d loses b while c is receiving through it: a
     finishes from the stream, c and d get the rest in chunks, b is failed and untouched."""
     a, b, c, d = (sim_cluster.add_host(n) for n in "abcd")
-    sh("tc", "qdisc", "add", "dev", a.veth_bridge_side, "root", "tbf", "rate", "2mbit", "burst", "32kb",
-       "latency", "50ms")     # the controller -> a hop paces the whole chain
+    slow_link(a)     # the controller -> a hop paces the whole chain
     cluster = cluster_of(sim_cluster, tmp_path)
     profile = make_profile()
     killer = SshdKiller(b, receiving_stream(c))
@@ -126,8 +124,7 @@ def test_a_slow_link_is_named_as_what_paced_the_stream(sim_cluster: SimCluster, 
     that pace (forwarding is synchronous), and deploy says which hop it was, whichever
     transport the hops use."""
     a, b, c, d = (sim_cluster.add_host(n) for n in "abcd")
-    sh("tc", "qdisc", "add", "dev", b.veth_bridge_side, "root", "tbf", "rate", "2mbit", "burst", "32kb",
-       "latency", "50ms")     # into b
+    slow_link(b)     # into b
     cluster = cluster_of(sim_cluster, tmp_path)
     lines: List[str] = []
     targets = deploy(cluster, make_profile(), wheelhouse, report=lines.append, stream_transport=transport)

@@ -15,8 +15,9 @@ from build.cluster.deploy import deploy, summary
 from build.cluster.fanout import ChunkCache
 from build.cluster.wheelhouse import Wheelhouse, load_wheelhouse
 from build.store import Store
-from cluster_helpers import SshdKiller, imports_on, make_profile, receiving_stream, with_crashing_relay
-from simhosts import SimCluster, SimHost, sh
+from cluster_helpers import (SshdKiller, cluster_of, imports_on, make_profile, receiving_stream, slow_link,
+                             with_crashing_relay)
+from simhosts import SimCluster, sh
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +33,9 @@ TCP = 'deploy_stream = "tcp"\n'
 
 def tcp_cluster(sim: SimCluster, directory: Path):  # type: ignore[no-untyped-def]
     """The sim's cluster.toml with the stream over tcp, as a user would set it."""
-    path = directory / "cluster.toml"
-    path.write_text(sim.cluster_toml(profile="test").replace("[cluster]\n", "[cluster]\n" + TCP, 1))
-    cluster = load_cluster(path)
+    cluster = cluster_of(sim, directory, cluster_lines=TCP)
     assert cluster.deploy_stream == "tcp"
     return cluster
-
-
-def slow_link(host: SimHost) -> None:
-    sh("tc", "qdisc", "add", "dev", host.veth_bridge_side, "root", "tbf", "rate", "2mbit", "burst", "32kb",
-       "latency", "50ms")
 
 
 def test_the_stream_over_tcp_reaches_every_host(sim_cluster: SimCluster, wheelhouse: Wheelhouse,

@@ -27,7 +27,7 @@ from build.errors import TrainingError
 from build.store import Store
 from build.train.launcher import train
 from build.train.supervisor import port_open
-from cluster_helpers import REPO, SshdKiller, cluster_of, make_profile, receiving_stream
+from cluster_helpers import REPO, SshdKiller, cluster_of, make_profile, receiving_stream, slow_link
 from simhosts import SimCluster, SimHost, sh
 
 pytestmark = pytest.mark.slow
@@ -95,8 +95,7 @@ script = "{SCRIPT}"
 
     # -- deploy: streamed through all 35, every hop verified by hash; s17 drops mid-way --
     dropped, watched = hosts[17], hosts[20]
-    sh("tc", "qdisc", "add", "dev", hosts[0].veth_bridge_side, "root", "tbf", "rate", "4mbit", "burst", "32kb",
-       "latency", "50ms")     # the controller -> s0 hop paces the chain: the drop lands mid-stream
+    slow_link(hosts[0], "4mbit")     # the controller -> s0 hop paces the chain: the drop lands mid-stream
     killer = SshdKiller(dropped, receiving_stream(watched))
     lines: List[str] = []
     started = time.monotonic()
